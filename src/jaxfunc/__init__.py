@@ -1,0 +1,19 @@
+"""jaxfunc: PyTorch's function-transform API, with torch's semantics, computed by JAX.
+
+Swap ``torch.func`` for ``jaxfunc.func`` and ``torch.autograd.functional`` for
+``jaxfunc.autograd.functional``; write the math with ``jax.numpy``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import autograd as autograd
+from . import func as func
+from ._grad_mode import enable_grad as enable_grad
+from ._grad_mode import no_grad as no_grad
+
+try:
+    __version__ = version("jaxfunc")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = ["autograd", "enable_grad", "func", "no_grad", "__version__"]

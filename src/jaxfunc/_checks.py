@@ -1,0 +1,224 @@
+"""Argument checks with torch's exception classes and torch's message text.
+
+Everything here runs before any JAX work, on concrete Python values or on abstract values
+(shape and dtype) while tracing. Messages are torch 2.13's, so code that catches
+``RuntimeError`` or searches for the text keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _tree
+
+
+def is_tensor(x: Any) -> bool:
+    """jaxfunc's 'Tensor': a jax.Array (tracers included) or a numpy ndarray."""
+    return isinstance(x, (jax.Array, np.ndarray))
+
+
+def to_array(x: Any) -> Any:
+    """numpy arrays enter as jax arrays; jax arrays and tracers pass through untouched."""
+    return jnp.asarray(x) if isinstance(x, np.ndarray) else x
+
+
+def dtype_of(x: Any) -> np.dtype:
+    return np.dtype(x.dtype)
+
+
+def is_inexact(x: Any) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def is_complex(x: Any) -> bool:
+    return jnp.issubdtype(x.dtype, jnp.complexfloating)
+
+
+def torch_dtype(dtype: Any) -> str:
+    """``torch.float64`` for float64, the way torch prints a dtype."""
+    return "torch." + np.dtype(dtype).name
+
+
+def torch_size(shape: tuple[int, ...]) -> str:
+    return f"torch.Size({list(shape)})"
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+# -- torch.autograd.functional ---------------------------------------------------------------
+
+
+def as_tuple(value: Any, arg_name: str, fn_name: str) -> tuple[bool, tuple[Any, ...]]:
+    """torch's ``_as_tuple``: a tuple stays one, anything else is wrapped; all must be tensors."""
+    is_tuple = isinstance(value, tuple)
+    items = value if is_tuple else (value,)
+    for i, el in enumerate(items):
+        if not is_tensor(el):
+            where = f"value at index {i}" if is_tuple else f"given {arg_name}"
+            raise TypeError(
+                f"The {arg_name} given to {fn_name} must be either a Tensor or a tuple of "
+                f"Tensors but the {where} has type {type(el)}."
+            )
+    return is_tuple, tuple(items)
+
+
+def require_grad_dtypes(xs: Any) -> None:
+    """torch's ``requires_grad_()`` rule: only floating point and complex tensors."""
+    for x in _tree.leaves(xs):
+        if not is_inexact(x):
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+
+
+def validate_v(v: tuple[Any, ...], other: tuple[Any, ...], is_other_tuple: bool) -> None:
+    """torch's ``_validate_v``: same count and same sizes; no broadcasting, dtype not checked."""
+    if len(other) != len(v):
+        if is_other_tuple:
+            raise RuntimeError(
+                f"v is a tuple of invalid length: should be {len(other)} but got {len(v)}."
+            )
+        raise RuntimeError("The given v should contain a single Tensor.")
+    for idx, (el_v, el_other) in enumerate(zip(v, other)):
+        if tuple(el_v.shape) != tuple(el_other.shape):
+            prepend = f"Entry {idx} in " if is_other_tuple else ""
+            raise RuntimeError(
+                f"{prepend}v has invalid size: should be {torch_size(el_other.shape)} but got "
+                f"{torch_size(el_v.shape)}."
+            )
+
+
+def complex_mismatch_message(grad_dtype: Any, out_dtype: Any, index: int) -> str:
+    return (
+        "For complex Tensors, both grad_output and output are required to have the same dtype. "
+        f"Mismatch in dtype: grad_output[{index}] has a dtype of {torch_dtype(grad_dtype)} and "
+        f"output[{index}] has a dtype of {torch_dtype(out_dtype)}."
+    )
+
+
+def cast_like(value: Any, ref_dtype: Any, index: int) -> Any:
+    """Cast a cotangent (or ``v``) to its output's dtype the way torch's autograd does.
+
+    Real-for-real and integer-for-anything-real are cast; a complex/real mismatch is
+    torch's RuntimeError.
+    """
+    vd, rd = np.dtype(value.dtype), np.dtype(ref_dtype)
+    if vd == rd:
+        return value
+    v_complex = jnp.issubdtype(vd, jnp.complexfloating)
+    r_complex = jnp.issubdtype(rd, jnp.complexfloating)
+    if v_complex != r_complex:
+        raise RuntimeError(complex_mismatch_message(vd, rd, index))
+    return jnp.asarray(value).astype(rd)
+
+
+# -- torch.func -----------------------------------------------------------------------------
+
+
+def check_primal_leaves(tree: Any) -> None:
+    """torch.func reverse-mode primals: tensors (ValueError), floating point (RuntimeError)."""
+    flat = _tree.leaves(tree)
+    for leaf in flat:
+        if not is_tensor(leaf):
+            raise ValueError(f"Thing passed to transform API must be Tensor, got {type(leaf)}")
+    require_grad_dtypes(flat)
+
+
+def check_aux(aux: Any) -> None:
+    for leaf in _tree.leaves(aux):
+        if not is_tensor(leaf):
+            raise RuntimeError(f"Expected tensors, got unsupported type {type(leaf)}")
+
+
+def check_nonempty_tensor_output(flat: list[Any], api: str) -> None:
+    """torch's ``assert_non_empty_tensor_output``."""
+    if (len(flat) == 1 and flat[0] is None) or len(flat) < 1:
+        shown = "[None]" if flat else "[]"
+        raise RuntimeError(
+            f"{api}: Expected f to be a function that has non-empty output (got output = {shown})"
+        )
+    for o in flat:
+        if not is_tensor(o):
+            raise RuntimeError(
+                f"{api}: expected f(*primals) to return only tensors, got unsupported type "
+                f"{type(o)}"
+            )
+
+
+def check_has_aux_output(out: Any, api: str) -> tuple[Any, Any]:
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise RuntimeError(
+            f"{api}: output of function f should be a tuple: (output, aux) if has_aux is True"
+        )
+    return out
+
+
+def check_real(name: str, tree: Any, is_input: bool) -> None:
+    """jacrev/jacfwd refuse complex tensors (torch's ``error_if_complex``)."""
+    for idx, leaf in enumerate(_tree.leaves(tree)):
+        if is_tensor(leaf) and is_complex(leaf):
+            kind = "inputs" if is_input else "outputs"
+            raise RuntimeError(
+                f"{name}: Expected all {kind} to be real but received complex tensor at "
+                f"flattened input idx: {idx}"
+            )
+
+
+# -- argnums --------------------------------------------------------------------------------
+
+
+def _wrap_argnum(argnum: Any, num_args: int) -> int:
+    if not isinstance(argnum, int):
+        raise RuntimeError(f"argnum must be int, got: {type(argnum)}")
+    if 0 <= argnum < num_args:
+        return argnum
+    if -num_args <= argnum < 0:
+        return argnum + num_args
+    raise RuntimeError(f"Got argnum={argnum}, but only {num_args} positional inputs")
+
+
+def normalize_argnums(argnums: Any, num_args: int) -> int | tuple[int, ...]:
+    """torch's argnums rules: int or tuple of ints, in range, non-empty, unique after wrapping."""
+    if isinstance(argnums, int):
+        return _wrap_argnum(argnums, num_args)
+    if isinstance(argnums, tuple):
+        wrapped = tuple(_wrap_argnum(a, num_args) for a in argnums)
+        if len(wrapped) == 0:
+            raise RuntimeError("argnums must be non-empty")
+        if len(set(wrapped)) != len(wrapped):
+            raise RuntimeError(f"argnums elements must be unique, got {wrapped}")
+        return wrapped
+    raise RuntimeError(f"argnums must be int or Tuple[int, ...], got: {type(argnums)}")
+
+
+def slice_argnums(args: tuple[Any, ...], argnums: int | tuple[int, ...]) -> Any:
+    if isinstance(argnums, int):
+        return args[argnums]
+    return tuple(args[i] for i in argnums)
+
+
+def replace_argnums(args: tuple[Any, ...], argnums: int | tuple[int, ...], new: Any) -> tuple:
+    if isinstance(argnums, int):
+        return tuple(new if i == argnums else a for i, a in enumerate(args))
+    pos = {a: k for k, a in enumerate(argnums)}
+    return tuple(new[pos[i]] if i in pos else a for i, a in enumerate(args))
+
+
+def func_name(func: Any) -> str:
+    """How torch names a function in messages (``_get_name``)."""
+    if hasattr(func, "__name__"):
+        return func.__name__
+    import functools
+
+    if isinstance(func, functools.partial):
+        return f"functools.partial({func_name(func.func)}, ...)"
+    return repr(func)
+
+
+def check_callable(func: Any, api: str) -> None:
+    if not callable(func):
+        raise TypeError(f"{api}: expected `func` to be callable, got {type(func)}")

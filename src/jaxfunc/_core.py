@@ -1,0 +1,287 @@
+"""The private core every public transform stands on.
+
+Data flow of one transform call:
+
+    public face (func.py / autograd/functional.py)
+      -> checks torch makes before running anything (_checks), options made static
+      -> _cache.call(func, program, static, arrays)        compiled or eager, never stale
+           -> program(func, static, arrays)                 the whole mapping of one transform
+                -> reverse() / forward() / jacobian_*()     this module: jax.vjp / jax.jvp / vmap
+                   with torch's conventions applied here:   no_grad masking, complex conjugation,
+                                                            cotangent casts, zero filling
+
+Every function below takes *flat* functions: ``fn(*arrays) -> (list_of_outputs, aux)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks, _compat, _grad_mode, _tree
+
+FlatFn = Callable[..., tuple[list[Any], Any]]
+
+
+# -- complex numbers: torch's conjugate convention ----------------------------------------------
+
+
+def conj_complex(values: Sequence[Any]) -> list[Any]:
+    """torch's reverse mode is JAX's, conjugated on the way in and on the way out."""
+    return [jnp.conj(v) if _checks.is_complex(v) else v for v in values]
+
+
+# -- reverse and forward mode ------------------------------------------------------------------
+
+
+def reverse(fn: FlatFn, primals: Sequence[Any]) -> tuple[list[Any], Callable[..., Any], Any]:
+    """``jax.vjp(fn, *primals, has_aux=True)``, with no_grad blocks inside ``fn`` honoured.
+
+    The pullback takes and returns JAX's convention (no conjugation); see ``pull``.
+    """
+    before = _grad_mode.epoch()
+    out, pullback, aux = jax.vjp(fn, *primals, has_aux=True)
+    if _grad_mode.epoch() == before:
+        return out, pullback, aux
+    masked = _grad_mode.masked_linearize(fn, tuple(primals))
+    if masked is None:
+        return out, pullback, aux
+    out, lin, aux = masked
+    _, pullback = jax.vjp(lin, *[jnp.zeros_like(p) for p in primals])
+    return out, pullback, aux
+
+
+def forward(
+    fn: FlatFn, primals: Sequence[Any], tangents: Sequence[Any], honor_no_grad: bool
+) -> tuple[list[Any], list[Any], Any]:
+    """``jax.jvp(fn, primals, tangents, has_aux=True)``; integer outputs get integer zeros.
+
+    ``honor_no_grad`` is for ``autograd.functional`` (torch computes its jvp with the
+    double-backward trick, so no_grad applies); torch.func's forward mode ignores no_grad.
+    """
+    before = _grad_mode.epoch()
+    out, tan, aux = jax.jvp(fn, tuple(primals), tuple(tangents), has_aux=True)
+    if honor_no_grad and _grad_mode.epoch() != before:
+        masked = _grad_mode.masked_linearize(fn, tuple(primals))
+        if masked is not None:
+            out, lin, aux = masked
+            tan = lin(*tangents)
+    return out, [_int_zero_tangent(o, t) for o, t in zip(out, tan)], aux
+
+
+def _int_zero_tangent(out: Any, tan: Any) -> Any:
+    if _checks.is_inexact(out):
+        return tan
+    return jnp.zeros(jnp.shape(out), jnp.result_type(out))
+
+
+def pull(pullback: Callable[..., Any], cotangents: Sequence[Any]) -> list[Any]:
+    """Apply a JAX pullback with torch's complex convention."""
+    return conj_complex(pullback(conj_complex(cotangents)))
+
+
+def detach(tree: Any) -> Any:
+    """``create_graph=False``: results are constants to any enclosing transform."""
+    return jax.tree_util.tree_map(jax.lax.stop_gradient, tree)
+
+
+# -- Jacobians ----------------------------------------------------------------------------------
+
+
+def basis(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]) -> list[Any]:
+    """One-hot rows for the flattened concatenation of the given arrays: ``(total, *shape)``."""
+    sizes = [_checks.numel(s) for s in shapes]
+    total = sum(sizes)
+    rows, start = [], 0
+    for shape, dtype, size in zip(shapes, dtypes, sizes):
+        eye = jnp.eye(total, size, -start, dtype=dtype)
+        rows.append(eye.reshape((total, *shape)))
+        start += size
+    return rows
+
+
+def chunked_vmap(fn: Callable[..., Any], batched: Sequence[Any], chunk_size: int | None) -> Any:
+    """``vmap(fn)(*batched)`` in chunks of at most ``chunk_size`` rows (bounds memory)."""
+    total = jnp.shape(batched[0])[0]
+    if chunk_size is None or chunk_size >= total:
+        return jax.vmap(fn)(*batched)
+    parts = []
+    for start in range(0, total, chunk_size):
+        parts.append(jax.vmap(fn)(*[b[start : start + chunk_size] for b in batched]))
+    return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=0), *parts)
+
+
+def jacobian_reverse(
+    pullback: Callable[..., Any],
+    outs: Sequence[Any],
+    ins: Sequence[Any],
+    chunk_size: int | None = None,
+) -> list[list[Any]]:
+    """``J[i][j]`` = d outs[i] / d ins[j] (shape ``out_i.shape + in_j.shape``) from a pullback."""
+    rows = basis([o.shape for o in outs], [o.dtype for o in outs])
+    cols = chunked_vmap(lambda *ct: pull(pullback, ct), rows, chunk_size)
+    sizes = [_checks.numel(o.shape) for o in outs]
+    offsets = np.cumsum([0] + sizes)
+    return [
+        [
+            cols[j][offsets[i] : offsets[i + 1]].reshape(outs[i].shape + ins[j].shape)
+            for j in range(len(ins))
+        ]
+        for i in range(len(outs))
+    ]
+
+
+def jacobian_forward(
+    push: Callable[..., list[Any]], outs: Sequence[Any], ins: Sequence[Any]
+) -> list[list[Any]]:
+    """``J[i][j]`` from a pushforward ``push(*tangents) -> output tangents``."""
+    rows = basis([x.shape for x in ins], [x.dtype for x in ins])
+    tans = jax.vmap(lambda *t: push(*t))(*rows)  # each (total_in, *out_shape)
+    sizes = [_checks.numel(x.shape) for x in ins]
+    offsets = np.cumsum([0] + sizes)
+    result = []
+    for i, o in enumerate(outs):
+        moved = jnp.moveaxis(tans[i], 0, -1)  # (*out_shape, total_in)
+        result.append(
+            [
+                moved[..., offsets[j] : offsets[j + 1]].reshape(o.shape + ins[j].shape)
+                for j in range(len(ins))
+            ]
+        )
+    return result
+
+
+# -- the callable torch.func.vjp returns --------------------------------------------------------
+
+
+class VjpMeta:
+    """What a ``VjpFn`` knows statically (compared by identity when crossing ``jax.jit``)."""
+
+    __slots__ = ("out_structure", "out_avals", "in_structures", "compiled", "wrapped")
+
+    def __init__(
+        self,
+        out_structure: _tree.Structure,
+        out_avals: tuple[tuple[tuple[int, ...], Any], ...],
+        in_structures: tuple[_tree.Structure, ...],
+        compiled: bool,
+        wrapped: Any,
+    ) -> None:
+        self.out_structure = out_structure
+        self.out_avals = out_avals
+        self.in_structures = in_structures
+        self.compiled = compiled
+        self.wrapped = wrapped
+
+
+@jax.jit
+def _apply_compiled(pullback: Any, cotangents: tuple[Any, ...]) -> list[Any]:
+    return pull(pullback, cotangents)
+
+
+class VjpFn:
+    """The ``vjp_fn`` of :func:`jaxfunc.func.vjp`: maps output cotangents to input ones.
+
+    A registered pytree (its leaves are the residuals), so it can be returned from and
+    passed into ``jax.jit`` and mapped with ``jax.vmap``. Accepts torch's ``retain_graph``
+    and ``create_graph`` keywords; both are no-ops (results stay differentiable by any
+    enclosing JAX transform, and the residuals can be used any number of times).
+    """
+
+    __slots__ = ("_pullback", "_meta")
+
+    def __init__(self, pullback: Any, meta: VjpMeta) -> None:
+        self._pullback = pullback
+        self._meta = meta
+
+    @property
+    def __wrapped__(self) -> Any:
+        return self._meta.wrapped
+
+    def __repr__(self) -> str:
+        return f"<jaxfunc vjp_fn of {_checks.func_name(self._meta.wrapped)}>"
+
+    def __call__(
+        self, cotangents: Any, retain_graph: bool = True, create_graph: bool | None = None
+    ) -> tuple[Any, ...]:
+        meta = self._meta
+        flat, struct = _tree.flatten_structure(cotangents)
+        if struct.treedef != meta.out_structure.treedef:
+            raise RuntimeError(
+                "Expected pytree structure of cotangents to be the same as pytree structure "
+                f"of outputs to the function. cotangents: {struct.pprint()}, primal output: "
+                f"{meta.out_structure.pprint()}"
+            )
+        cts = []
+        for i, (ct, (shape, dtype)) in enumerate(zip(flat, meta.out_avals)):
+            if ct is None:
+                ct = _implicit_ones(shape, dtype)
+            elif not _checks.is_tensor(ct):
+                raise TypeError(
+                    f"gradients can be either Tensors or None, but got {type(ct).__name__}"
+                )
+            if tuple(ct.shape) != shape:
+                raise RuntimeError(
+                    f"Mismatch in shape: grad_output[{i}] has a shape of "
+                    f"{_checks.torch_size(ct.shape)} and output[{i}] has a shape of "
+                    f"{_checks.torch_size(shape)}."
+                )
+            cts.append(_checks.cast_like(_checks.to_array(ct), dtype, i))
+        if meta.compiled and _compat.at_top_level():
+            flat_in = _apply_compiled(self._pullback, tuple(cts))
+        else:
+            flat_in = pull(self._pullback, cts)
+        result, start = [], 0
+        for s in meta.in_structures:
+            result.append(s.unflatten(flat_in[start : start + s.num_leaves]))
+            start += s.num_leaves
+        return tuple(result)
+
+
+def _implicit_ones(shape: tuple[int, ...], dtype: Any) -> Any:
+    """torch creates a ones cotangent for a ``None`` given to a one-element real output."""
+    if _checks.numel(shape) != 1:
+        raise RuntimeError("grad can be implicitly created only for scalar outputs")
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise RuntimeError(
+            "grad can be implicitly created only for real scalar outputs but got "
+            f"{_checks.torch_dtype(dtype)}"
+        )
+    return jnp.ones(shape, dtype)
+
+
+jax.tree_util.register_pytree_node(
+    VjpFn,
+    lambda f: ((f._pullback,), f._meta),
+    lambda meta, children: VjpFn(children[0], meta),
+)
+
+
+# -- splitting a call's arguments into arrays (traced) and everything else (static) -------------
+
+
+class _ArraySlot:
+    """Marks where an array sat in a call's arguments."""
+
+    def __repr__(self) -> str:
+        return "<array>"
+
+
+ARRAY = _ArraySlot()
+
+
+def split_arrays(tree: Any) -> tuple[list[Any], tuple[_tree.Structure, tuple[Any, ...]]]:
+    """Arrays (numpy ones converted) and a hashable description of the rest of ``tree``."""
+    flat, struct = _tree.flatten_structure(tree)
+    arrays = [_checks.to_array(x) for x in flat if _checks.is_tensor(x)]
+    statics = tuple(ARRAY if _checks.is_tensor(x) else x for x in flat)
+    return arrays, (struct, statics)
+
+
+def merge_arrays(desc: tuple[_tree.Structure, tuple[Any, ...]], arrays: Sequence[Any]) -> Any:
+    struct, statics = desc
+    it = iter(arrays)
+    return struct.unflatten([next(it) if s is ARRAY else s for s in statics])

@@ -1,0 +1,229 @@
+"""Pytrees the way torch sees them, built on ``jax.tree_util``.
+
+Two differences from JAX's defaults matter for fidelity: torch treats ``None`` as a leaf
+(so ``f`` returning ``None`` is an error, not an empty output), and torch keeps a dict's
+keys in insertion order where JAX sorts them. Structure strings in error messages mimic
+torch's ``TreeSpec`` and ``treespec_pprint`` output.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+import jax
+
+_is_none = lambda x: x is None  # noqa: E731
+
+
+def flatten(tree: Any) -> tuple[list[Any], Any]:
+    """Leaves and treedef, with ``None`` as a leaf (torch's rule)."""
+    return jax.tree_util.tree_flatten(tree, is_leaf=_is_none)
+
+
+def leaves(tree: Any) -> list[Any]:
+    return jax.tree_util.tree_leaves(tree, is_leaf=_is_none)
+
+
+def structure(tree: Any) -> Any:
+    return jax.tree_util.tree_structure(tree, is_leaf=_is_none)
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def _plain_dict(x: Any) -> bool:
+    return type(x) is dict or type(x) is collections.defaultdict
+
+
+def _children_in_jax_order(x: Any) -> list[Any] | None:
+    """The sub-trees JAX visits under a built-in container, in JAX's order (None: leaf/custom)."""
+    if _plain_dict(x):
+        return [x[k] for k in sorted(x)]
+    if isinstance(x, (tuple, list)):
+        return list(x)
+    if isinstance(x, collections.OrderedDict):
+        return list(x.values())
+    return None
+
+
+def _dict_orders(tree: Any) -> tuple[tuple[Any, ...], ...] | None:
+    """Key order of every plain dict, in JAX's traversal order; None when JAX's sort is right."""
+    orders: list[tuple[Any, ...]] = []
+    unsorted = False
+
+    def walk(x: Any) -> None:
+        nonlocal unsorted
+        if _plain_dict(x):
+            keys = tuple(x)
+            orders.append(keys)
+            unsorted = unsorted or list(keys) != sorted(keys)
+        children = _children_in_jax_order(x)
+        for c in children or ():
+            walk(c)
+
+    walk(tree)
+    return tuple(orders) if unsorted else None
+
+
+def _apply_orders(tree: Any, orders: tuple[tuple[Any, ...], ...]) -> Any:
+    it = iter(orders)
+
+    def walk(x: Any) -> Any:
+        if _plain_dict(x):
+            keys = next(it)
+            rebuilt = {k: walk(x[k]) for k in sorted(x)}
+            items = [(k, rebuilt[k]) for k in keys]
+            if type(x) is dict:
+                return dict(items)
+            return collections.defaultdict(x.default_factory, items)
+        if _is_namedtuple(x):
+            return type(x)(*(walk(c) for c in x))
+        if isinstance(x, (tuple, list)):
+            return type(x)(walk(c) for c in x)
+        if isinstance(x, collections.OrderedDict):
+            return type(x)((k, walk(v)) for k, v in x.items())
+        return x
+
+    return walk(tree)
+
+
+class Structure:
+    """A pytree structure that also remembers dict key order (hashable, comparable)."""
+
+    __slots__ = ("treedef", "orders", "_hash")
+
+    def __init__(self, treedef: Any, orders: tuple[tuple[Any, ...], ...] | None) -> None:
+        self.treedef = treedef
+        self.orders = orders
+        self._hash = hash((treedef, orders))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Structure)
+            and self.treedef == other.treedef
+            and self.orders == other.orders
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @property
+    def num_leaves(self) -> int:
+        return self.treedef.num_leaves
+
+    def unflatten(self, new_leaves: Any) -> Any:
+        out = jax.tree_util.tree_unflatten(self.treedef, new_leaves)
+        return out if self.orders is None else _apply_orders(out, self.orders)
+
+    def pprint(self) -> str:
+        """torch's ``treespec_pprint`` text for this structure."""
+        return treespec_pprint(self.unflatten([_Star()] * self.num_leaves))
+
+
+class _Star:
+    pass
+
+
+def flatten_structure(tree: Any) -> tuple[list[Any], Structure]:
+    """Leaves (``None`` is a leaf) and a :class:`Structure` that rebuilds ``tree`` exactly."""
+    flat, treedef = flatten(tree)
+    return flat, Structure(treedef, _dict_orders(tree))
+
+
+# -- dicts that keep their order through jax.jit ------------------------------------------
+
+
+class OrderedNode(dict):
+    """A dict that keeps insertion order when flattened; used only inside compiled calls."""
+
+
+jax.tree_util.register_pytree_node(
+    OrderedNode,
+    lambda d: (list(d.values()), tuple(d.keys())),
+    lambda keys, values: OrderedNode(zip(keys, values)),
+)
+
+
+def freeze_order(tree: Any) -> Any:
+    """Replace plain dicts by ``OrderedNode`` so a jit boundary keeps their key order."""
+    if type(tree) is dict:
+        return OrderedNode((k, freeze_order(v)) for k, v in tree.items())
+    if _is_namedtuple(tree):
+        return type(tree)(*(freeze_order(v) for v in tree))
+    if type(tree) in (tuple, list):
+        return type(tree)(freeze_order(v) for v in tree)
+    if isinstance(tree, dict):
+        cls = type(tree)
+        items = [(k, freeze_order(v)) for k, v in tree.items()]
+        if cls is collections.defaultdict:
+            return collections.defaultdict(tree.default_factory, items)
+        return cls(items)
+    return tree
+
+
+def thaw_order(tree: Any) -> Any:
+    """Undo :func:`freeze_order`."""
+    if type(tree) is OrderedNode:
+        return {k: thaw_order(v) for k, v in tree.items()}
+    if _is_namedtuple(tree):
+        return type(tree)(*(thaw_order(v) for v in tree))
+    if type(tree) in (tuple, list):
+        return type(tree)(thaw_order(v) for v in tree)
+    if isinstance(tree, dict):
+        cls = type(tree)
+        items = [(k, thaw_order(v)) for k, v in tree.items()]
+        if cls is collections.defaultdict:
+            return collections.defaultdict(tree.default_factory, items)
+        return cls(items)
+    return tree
+
+
+# -- torch's structure strings --------------------------------------------------------------
+
+
+def _spec_children(x: Any) -> tuple[str, Any, list[Any]] | None:
+    if _is_namedtuple(x):
+        return type(x).__name__, None, list(x)
+    if type(x) is tuple:
+        return "tuple", None, list(x)
+    if type(x) is list:
+        return "list", None, list(x)
+    if isinstance(x, collections.OrderedDict):
+        return "OrderedDict", list(x.keys()), list(x.values())
+    if isinstance(x, collections.defaultdict):
+        return "defaultdict", list(x.keys()), list(x.values())
+    if isinstance(x, dict):
+        return "dict", list(x.keys()), list(x.values())
+    return None
+
+
+def treespec_repr(x: Any, indent: int = 0) -> str:
+    """The text torch prints for ``tree_flatten(x)[1]``, e.g. ``TreeSpec(tuple, None, [*])``."""
+    node = _spec_children(x)
+    if node is None:
+        return "*"
+    name, context, children = node
+    inner_indent = indent + 2
+    parts = [treespec_repr(c, inner_indent) for c in children]
+    sep = ",\n" + " " * inner_indent
+    return f"TreeSpec({name}, {context!r}, [{sep.join(parts)}])"
+
+
+def treespec_pprint(x: Any) -> str:
+    """The text torch's ``treespec_pprint`` prints, e.g. ``(*, *)`` or ``{'a': *}``."""
+    node = _spec_children(x)
+    if node is None:
+        return "*"
+    name, context, children = node
+    parts = [treespec_pprint(c) for c in children]
+    if name == "tuple":
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+    if name == "list":
+        return "[" + ", ".join(parts) + "]"
+    if name == "dict":
+        return "{" + ", ".join(f"{k!r}: {p}" for k, p in zip(context, parts)) + "}"
+    if name in ("OrderedDict", "defaultdict"):
+        return f"{name}([" + ", ".join(f"({k!r}, {p})" for k, p in zip(context, parts)) + "])"
+    return f"{name}(" + ", ".join(parts) + ")"

@@ -1,0 +1,5 @@
+"""``jaxfunc.autograd.functional`` mirrors ``torch.autograd.functional``."""
+
+from . import functional as functional
+
+__all__ = ["functional"]

@@ -1,0 +1,9 @@
+"""Test-wide JAX settings: CPU, float64. The library itself never changes global JAX state."""
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
