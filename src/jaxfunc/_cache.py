@@ -1,9 +1,262 @@
-"""Placeholder: runs every program eagerly (the compile cache lands with issue 3)."""
+"""The guarded compile cache: eager calls at jit speed, never a stale result.
+
+Every public transform ends in ``call(func, program, static, arrays)``. ``program`` is the
+whole JAX mapping of that transform (see ``_core``); ``static`` holds the options and the
+non-array parts of the call; ``arrays`` are the array arguments. Then:
+
+- under any JAX transformation (a user's ``jax.jit``, ``vmap``, ``grad``) the program runs
+  as it is: the traced program is exactly what the raw JAX calls give;
+- with the cache switched off, the program runs eagerly;
+- otherwise the callable's entries are looked up (held weakly: the cache never keeps a
+  user's function alive), and each entry's guard (``_guard``) proves the function still
+  means what it meant when the entry was made. The first call through a new entry runs
+  eagerly (a one-off notebook cell pays no compile), later calls run one ``jax.jit`` of
+  the program that takes the hoisted globals as arguments. ``jax.jit``'s own cache handles
+  shapes, dtypes and pytree structure.
+- a function that cannot be traced abstractly (Python control flow on values, ``.item()``)
+  is found out on its first compile and runs eagerly from then on, with the same results.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import collections
+import contextlib
+import os
+import threading
+import types
+import weakref
+from typing import Any, Callable, Iterator
+
+import jax
+
+from . import _compat, _guard, _tree
+
+MAX_ENTRIES = 8  # per callable: guard states kept (most recent first)
+MAX_STATICS = 32  # per entry: distinct option/static-argument combinations compiled
+MAX_BUILDS = 32  # per callable: guard rebuilds before it is left to run eagerly
+
+#: Run the first call of each new (function, options) eagerly. Tests switch it off to push
+#: every call through the compiled path.
+EAGER_FIRST_CALL = True
+
+_lock = threading.RLock()
+_enabled = os.environ.get("JAXFUNC_COMPILE_CACHE", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def set_enabled(enabled: bool) -> None:
+    """Switch the compile cache on or off for the whole process (default: on).
+
+    The environment variable ``JAXFUNC_COMPILE_CACHE=0`` switches it off at import.
+    """
+    global _enabled
+    _enabled = bool(enabled)
+
+
+def is_enabled() -> bool:
+    return _enabled
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Run the enclosed jaxfunc calls uncompiled (eagerly), then restore the setting."""
+    global _enabled
+    before = _enabled
+    _enabled = False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+class _Entry:
+    """One guard state of one callable, and the compiled programs made under it."""
+
+    __slots__ = ("plan", "jits", "seen", "eager_only", "__weakref__")
+
+    def __init__(self, plan: _guard.Plan) -> None:
+        self.plan = plan
+        self.jits: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+        self.seen: collections.OrderedDict[Any, None] = collections.OrderedDict()
+        self.eager_only = False
+
+
+class _Slot:
+    """The cache's record for one callable."""
+
+    __slots__ = ("entries", "builds", "uncacheable")
+
+    def __init__(self) -> None:
+        self.entries: list[_Entry] = []
+        self.builds = 0
+        self.uncacheable = False
+
+
+_slots: weakref.WeakKeyDictionary[Any, _Slot] = weakref.WeakKeyDictionary()
+_stats = collections.Counter()
+
+
+def clear_cache(func: Any = None) -> None:
+    """Forget compiled programs: all of them, or those of one callable."""
+    with _lock:
+        if func is None:
+            _slots.clear()
+        else:
+            _slots.pop(_key(func), None)
+
+
+def stats() -> dict[str, int]:
+    """Counters of cache events (hits, compiles, eager runs...), for tests and benchmarks."""
+    return dict(_stats)
+
+
+def _key(func: Any) -> Any:
+    # A bound method is a new object at every attribute access: key on the function and
+    # check the instance in the guard.
+    if isinstance(func, types.MethodType):
+        return func.__func__
+    return func
 
 
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
-    return program(func, static, arrays)
+    if not _enabled or not _compat.at_top_level():
+        return program(func, static, arrays)
+    found = _lookup(func)
+    if found is None:
+        _stats["eager"] += 1
+        return program(func, static, arrays)
+    entry, hoisted, fresh = found
+    key = (program, static)
+    try:
+        compiled = entry.jits.get(key)
+    except TypeError:  # an unhashable non-array argument: nothing to key a compile on
+        _stats["eager"] += 1
+        return program(func, static, arrays)
+    if compiled is None:
+        if entry.eager_only or (EAGER_FIRST_CALL and (fresh or not _first_seen(entry, key))):
+            _stats["eager"] += 1  # a one-off call pays no compile
+            return program(func, static, arrays)
+        compiled = _compile(entry, func, program, static, key)
+    try:
+        out = compiled[0](hoisted, arrays)
+    except _compat.CONCRETIZATION_ERRORS:
+        return _cannot_trace(entry, func, program, static, arrays, hoisted)
+    _stats["hit"] += 1
+    return _tree.thaw_order(out) if compiled[1] else out
+
+
+def _first_seen(entry: _Entry, key: Any) -> bool:
+    """True when ``key`` was called before under this entry (so it is worth compiling)."""
+    with _lock:
+        if key in entry.seen:
+            return len(entry.jits) < MAX_STATICS
+        _remember(entry.seen, key, None)
+        return False
+
+
+def _compile(entry: _Entry, func: Any, program: Callable[..., Any], static: Any, key: Any) -> list:
+    with _lock:
+        compiled = entry.jits.get(key)
+        if compiled is None:
+            compiled = _make_jit(entry, func, program, static)
+            _remember(entry.jits, key, compiled)
+        return compiled
+
+
+def _cannot_trace(
+    entry: _Entry, func: Any, program: Callable[..., Any], static: Any, arrays: Any, hoisted: Any
+) -> Any:
+    with _lock:
+        entry.jits.clear()
+        if hoisted:
+            # A hoisted global steers Python control flow (``if float(T) > 0``): guard it
+            # by identity and compile its value in instead, then try once more.
+            entry.plan = _guard.build(func, hoist=False)
+            _stats["unhoisted"] += 1
+        else:
+            entry.eager_only = True
+            _stats["fallback"] += 1
+    if entry.eager_only:
+        return program(func, static, arrays)
+    return call(func, program, static, arrays)
+
+
+def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
+    d[key] = value
+    if len(d) > MAX_STATICS:
+        d.popitem(last=False)
+
+
+def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
+    """The entry whose guard holds (building one if needed), its hoisted values, and
+    whether it was just built. None: the callable cannot be cached."""
+    key = _key(func)
+    with _lock:
+        try:
+            slot = _slots.get(key)
+        except TypeError:  # not weak-referenceable / not hashable
+            return None
+        if slot is None:
+            slot = _Slot()
+            try:
+                _slots[key] = slot
+            except TypeError:
+                return None
+        if slot.uncacheable:
+            return None
+        for i, entry in enumerate(slot.entries):
+            hoisted = entry.plan.guard(func)
+            if hoisted is not None:
+                if i:
+                    slot.entries.insert(0, slot.entries.pop(i))
+                return entry, hoisted, False
+        if slot.builds >= MAX_BUILDS:
+            slot.uncacheable = True  # its state changes at every call: eager is faster
+            return None
+        slot.builds += 1
+        try:
+            plan = _guard.build(func)
+        except _guard.Uncacheable:
+            slot.uncacheable = True
+            return None
+        hoisted = plan.guard(func)
+        if hoisted is None:  # the state moved while we looked (or cannot be read twice)
+            slot.uncacheable = True
+            return None
+        entry = _Entry(plan)
+        slot.entries.insert(0, entry)
+        del slot.entries[MAX_ENTRIES:]
+        _stats["build"] += 1
+        return entry, hoisted, True
+
+
+def _make_jit(entry: _Entry, func: Any, program: Callable[..., Any], static: Any) -> list:
+    """``[jitted, needs_thaw]``; the flag is set while tracing if the result holds dicts."""
+    entry_ref = weakref.ref(entry)
+    func_ref = _weak(func)
+    compiled: list[Any] = [None, False]
+
+    def traced(hoisted: tuple[Any, ...], arrays: Any) -> Any:
+        _stats["trace"] += 1
+        e, f = entry_ref(), func_ref()
+        if e is None or f is None:  # pragma: no cover - dropped while a call was running
+            raise RuntimeError("jaxfunc: the cached function was garbage-collected")
+        out = program(e.plan.rebind(f, hoisted), static, arrays)
+        if _tree.contains_dict(out):
+            compiled[1] = True
+            out = _tree.freeze_order(out)
+        return out
+
+    compiled[0] = jax.jit(traced)
+    return compiled
+
+
+def _weak(obj: Any) -> Callable[[], Any]:
+    if isinstance(obj, types.MethodType):
+        fn_ref, self_ref = weakref.ref(obj.__func__), weakref.ref(obj.__self__)
+
+        def method() -> Any:
+            fn, self = fn_ref(), self_ref()
+            return None if fn is None or self is None else types.MethodType(fn, self)
+
+        return method
+    return weakref.ref(obj)

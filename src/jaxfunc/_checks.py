@@ -30,12 +30,24 @@ def dtype_of(x: Any) -> np.dtype:
     return np.dtype(x.dtype)
 
 
+_INEXACT: dict[Any, bool] = {}
+_COMPLEX: dict[Any, bool] = {}
+
+
 def is_inexact(x: Any) -> bool:
-    return jnp.issubdtype(x.dtype, jnp.inexact)
+    d = x.dtype
+    r = _INEXACT.get(d)
+    if r is None:
+        r = _INEXACT[d] = bool(jnp.issubdtype(d, jnp.inexact))
+    return r
 
 
 def is_complex(x: Any) -> bool:
-    return jnp.issubdtype(x.dtype, jnp.complexfloating)
+    d = x.dtype
+    r = _COMPLEX.get(d)
+    if r is None:
+        r = _COMPLEX[d] = bool(jnp.issubdtype(d, jnp.complexfloating))
+    return r
 
 
 def torch_dtype(dtype: Any) -> str:
@@ -70,7 +82,8 @@ def as_tuple(value: Any, arg_name: str, fn_name: str) -> tuple[bool, tuple[Any, 
 
 def require_grad_dtypes(xs: Any) -> None:
     """torch's ``requires_grad_()`` rule: only floating point and complex tensors."""
-    for x in _tree.leaves(xs):
+    flat = xs if type(xs) in (tuple, list) and all(map(is_tensor, xs)) else _tree.leaves(xs)
+    for x in flat:
         if not is_inexact(x):
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
 

@@ -23,6 +23,10 @@ except (ImportError, AttributeError):  # pragma: no cover - exercised only on an
     _trace_ctx = None
     _EvalTrace = None
 
+#: What tracing raises when a function needs concrete values (Python control flow on array
+#: values, ``float(x)``, ``np.asarray(x)``): such a function can only run eagerly.
+CONCRETIZATION_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
+
 #: The concrete array type of committed, non-traced values (``jax.Array`` is an ABC that
 #: tracers also claim to be).
 ArrayImpl = type(jnp.zeros(()))

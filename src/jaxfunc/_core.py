@@ -160,7 +160,7 @@ def jacobian_forward(
 class VjpMeta:
     """What a ``VjpFn`` knows statically (compared by identity when crossing ``jax.jit``)."""
 
-    __slots__ = ("out_structure", "out_avals", "in_structures", "compiled", "wrapped")
+    __slots__ = ("out_structure", "out_avals", "in_structures", "compiled")
 
     def __init__(
         self,
@@ -168,13 +168,11 @@ class VjpMeta:
         out_avals: tuple[tuple[tuple[int, ...], Any], ...],
         in_structures: tuple[_tree.Structure, ...],
         compiled: bool,
-        wrapped: Any,
     ) -> None:
         self.out_structure = out_structure
         self.out_avals = out_avals
         self.in_structures = in_structures
         self.compiled = compiled
-        self.wrapped = wrapped
 
 
 @jax.jit
@@ -197,12 +195,8 @@ class VjpFn:
         self._pullback = pullback
         self._meta = meta
 
-    @property
-    def __wrapped__(self) -> Any:
-        return self._meta.wrapped
-
     def __repr__(self) -> str:
-        return f"<jaxfunc vjp_fn of {_checks.func_name(self._meta.wrapped)}>"
+        return f"<jaxfunc vjp_fn: {self._meta.out_structure.pprint()} -> inputs>"
 
     def __call__(
         self, cotangents: Any, retain_graph: bool = True, create_graph: bool | None = None
@@ -273,8 +267,13 @@ class _ArraySlot:
 ARRAY = _ArraySlot()
 
 
+_ONE_ARRAY = (_tree.Structure(jax.tree_util.tree_structure(0), None), (ARRAY,))
+
+
 def split_arrays(tree: Any) -> tuple[list[Any], tuple[_tree.Structure, tuple[Any, ...]]]:
     """Arrays (numpy ones converted) and a hashable description of the rest of ``tree``."""
+    if _checks.is_tensor(tree):
+        return [_checks.to_array(tree)], _ONE_ARRAY
     flat, struct = _tree.flatten_structure(tree)
     arrays = [_checks.to_array(x) for x in flat if _checks.is_tensor(x)]
     statics = tuple(ARRAY if _checks.is_tensor(x) else x for x in flat)

@@ -93,14 +93,20 @@ def _eqn_deps(eqn: Any, ins: list[int], honor: bool, on: bool) -> list[int]:
     return [_union(ins)] * n_out
 
 
-def trace(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
-    """The closed jaxpr of ``fn(*args)``."""
-    return jax.make_jaxpr(fn)(*args)
-
-
 def output_dependencies(
     fn: Callable[..., Any], args: Sequence[Any], honor_no_grad: bool
 ) -> list[int]:
-    """Bitsets (bit i = ``args[i]``) of the flat outputs of ``fn(*args)``."""
-    closed = trace(fn, args)
-    return dependencies(closed.jaxpr, [1 << i for i in range(len(args))], honor_no_grad)
+    """Bitsets (bit i = ``args[i]``) of the flat outputs of ``fn(*args)``.
+
+    A function that cannot be traced abstractly (Python control flow on values) is
+    linearized at ``args`` instead and the tangent program is analysed: the same answer
+    except where JAX knows a derivative is structurally zero (``floor``, ``sign``), which
+    then counts as independent.
+    """
+    bits = [1 << i for i in range(len(args))]
+    try:
+        closed = jax.make_jaxpr(fn)(*args)
+    except _compat.CONCRETIZATION_ERRORS:
+        _, f_jvp = jax.linearize(fn, *args)
+        closed = jax.make_jaxpr(f_jvp)(*args)
+    return dependencies(closed.jaxpr, bits, honor_no_grad)

@@ -48,23 +48,44 @@ def _children_in_jax_order(x: Any) -> list[Any] | None:
     return None
 
 
+_CONTAINERS = (tuple, list, dict, collections.OrderedDict, collections.defaultdict)
+
+
+def _has_unsorted_dict(x: Any) -> bool:
+    """Quick scan: is there a plain dict whose keys are not in sorted order?"""
+    t = type(x)
+    if t is dict or t is collections.defaultdict:
+        keys = list(x)
+        try:
+            if keys != sorted(keys):
+                return True
+        except TypeError:
+            return True
+        items: Any = x.values()
+    elif t is tuple or t is list or t is collections.OrderedDict or isinstance(x, tuple):
+        items = x.values() if t is collections.OrderedDict else x
+    else:
+        return False
+    for c in items:
+        if isinstance(c, _CONTAINERS) and _has_unsorted_dict(c):
+            return True
+    return False
+
+
 def _dict_orders(tree: Any) -> tuple[tuple[Any, ...], ...] | None:
     """Key order of every plain dict, in JAX's traversal order; None when JAX's sort is right."""
+    if not isinstance(tree, _CONTAINERS) or not _has_unsorted_dict(tree):
+        return None
     orders: list[tuple[Any, ...]] = []
-    unsorted = False
 
     def walk(x: Any) -> None:
-        nonlocal unsorted
         if _plain_dict(x):
-            keys = tuple(x)
-            orders.append(keys)
-            unsorted = unsorted or list(keys) != sorted(keys)
-        children = _children_in_jax_order(x)
-        for c in children or ():
+            orders.append(tuple(x))
+        for c in _children_in_jax_order(x) or ():
             walk(c)
 
     walk(tree)
-    return tuple(orders) if unsorted else None
+    return tuple(orders)
 
 
 def _apply_orders(tree: Any, orders: tuple[tuple[Any, ...], ...]) -> Any:
@@ -97,7 +118,7 @@ class Structure:
     def __init__(self, treedef: Any, orders: tuple[tuple[Any, ...], ...] | None) -> None:
         self.treedef = treedef
         self.orders = orders
-        self._hash = hash((treedef, orders))
+        self._hash: int | None = None
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -107,6 +128,8 @@ class Structure:
         )
 
     def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash((self.treedef, self.orders))
         return self._hash
 
     @property
@@ -144,6 +167,15 @@ jax.tree_util.register_pytree_node(
     lambda d: (list(d.values()), tuple(d.keys())),
     lambda keys, values: OrderedNode(zip(keys, values)),
 )
+
+
+def contains_dict(tree: Any) -> bool:
+    """Does a result hold a dict (whose order a jit boundary would lose)?"""
+    if isinstance(tree, dict):
+        return True
+    if isinstance(tree, (tuple, list)):
+        return any(contains_dict(c) for c in tree)
+    return False
 
 
 def freeze_order(tree: Any) -> Any:

@@ -116,7 +116,6 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
         tuple((tuple(o.shape), o.dtype) for o in out),
         in_structures,
         compiled=not _compat.at_top_level(),
-        wrapped=func,
     )
     result = (seen["out"].unflatten(out), _core.VjpFn(pullback, meta))
     if has_aux:
@@ -515,13 +514,12 @@ def hessian(
 
 
 class LinearizeMeta:
-    __slots__ = ("in_structure", "in_avals", "out_structure", "wrapped")
+    __slots__ = ("in_structure", "in_avals", "out_structure")
 
-    def __init__(self, in_structure: Any, in_avals: Any, out_structure: Any, wrapped: Any) -> None:
+    def __init__(self, in_structure: Any, in_avals: Any, out_structure: Any) -> None:
         self.in_structure = in_structure
         self.in_avals = in_avals
         self.out_structure = out_structure
-        self.wrapped = wrapped
 
 
 class JvpFn:
@@ -536,10 +534,6 @@ class JvpFn:
     def __init__(self, lin: Any, meta: LinearizeMeta) -> None:
         self._lin = lin
         self._meta = meta
-
-    @property
-    def __wrapped__(self) -> Any:
-        return self._meta.wrapped
 
     def __call__(self, *tangents: Any) -> Any:
         meta = self._meta
@@ -614,9 +608,7 @@ def _linearize_program(func: Callable[..., Any], static: Any, arrays: list[Any])
         return [_checks.to_array(o) for o in flat_out], aux
 
     out, lin, aux = jax.linearize(fn, *arrays, has_aux=True)
-    meta = LinearizeMeta(
-        struct, tuple((tuple(a.shape), a.dtype) for a in arrays), seen["out"], func
-    )
+    meta = LinearizeMeta(struct, tuple((tuple(a.shape), a.dtype) for a in arrays), seen["out"])
     result = (seen["out"].unflatten(out), JvpFn(lin, meta))
     return result + (seen["aux"].unflatten(aux),) if has_aux else result
 
