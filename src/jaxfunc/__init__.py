@@ -8,6 +8,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import autograd as autograd
 from . import func as func
+from ._cache import clear_cache as clear_cache
+from ._cache import disabled as cache_disabled
+from ._cache import is_enabled as cache_enabled
+from ._cache import set_enabled as set_cache_enabled
 from ._grad_mode import enable_grad as enable_grad
 from ._grad_mode import no_grad as no_grad
 
@@ -16,4 +20,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["autograd", "enable_grad", "func", "no_grad", "__version__"]
+__all__ = [
+    "__version__",
+    "autograd",
+    "cache_disabled",
+    "cache_enabled",
+    "clear_cache",
+    "enable_grad",
+    "func",
+    "no_grad",
+    "set_cache_enabled",
+]

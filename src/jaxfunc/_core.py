@@ -40,16 +40,18 @@ def conj_complex(values: Sequence[Any]) -> list[Any]:
 def reverse(fn: FlatFn, primals: Sequence[Any]) -> tuple[list[Any], Callable[..., Any], Any]:
     """``jax.vjp(fn, *primals, has_aux=True)``, with no_grad blocks inside ``fn`` honoured.
 
-    The pullback takes and returns JAX's convention (no conjugation); see ``pull``.
+    The pullback takes and returns JAX's convention (no conjugation); see ``pull``. ``fn``'s
+    Python runs once (a replayed trace stands in for it when grad-mode markers are checked).
     """
-    before = _grad_mode.epoch()
-    out, pullback, aux = jax.vjp(fn, *primals, has_aux=True)
-    if _grad_mode.epoch() == before:
-        return out, pullback, aux
-    masked = _grad_mode.masked_linearize(fn, tuple(primals))
-    if masked is None:
-        return out, pullback, aux
-    out, lin, aux = masked
+    primals = tuple(primals)
+    if _grad_mode.never_entered():
+        result = jax.vjp(fn, *primals, has_aux=True)
+        if _grad_mode.never_entered():
+            return result
+    traced = _grad_mode.trace(fn, primals)
+    if traced is not None and not traced[1]:
+        return jax.vjp(traced[0], *primals, has_aux=True)
+    out, lin, aux = _grad_mode.masked_linearize(traced[0] if traced else fn, primals)
     _, pullback = jax.vjp(lin, *[jnp.zeros_like(p) for p in primals])
     return out, pullback, aux
 
@@ -62,13 +64,18 @@ def forward(
     ``honor_no_grad`` is for ``autograd.functional`` (torch computes its jvp with the
     double-backward trick, so no_grad applies); torch.func's forward mode ignores no_grad.
     """
-    before = _grad_mode.epoch()
-    out, tan, aux = jax.jvp(fn, tuple(primals), tuple(tangents), has_aux=True)
-    if honor_no_grad and _grad_mode.epoch() != before:
-        masked = _grad_mode.masked_linearize(fn, tuple(primals))
-        if masked is not None:
-            out, lin, aux = masked
-            tan = lin(*tangents)
+    primals, tangents = tuple(primals), tuple(tangents)
+    result = None
+    if not honor_no_grad or _grad_mode.never_entered():
+        result = jax.jvp(fn, primals, tangents, has_aux=True)
+    if result is None or (honor_no_grad and not _grad_mode.never_entered()):
+        traced = _grad_mode.trace(fn, primals)
+        if traced is not None and not traced[1]:
+            result = jax.jvp(traced[0], primals, tangents, has_aux=True)
+        else:
+            out, lin, aux = _grad_mode.masked_linearize(traced[0] if traced else fn, primals)
+            result = (out, lin(*tangents), aux)
+    out, tan, aux = result
     return out, [_int_zero_tangent(o, t) for o, t in zip(out, tan)], aux
 
 

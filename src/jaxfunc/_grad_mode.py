@@ -22,6 +22,7 @@ import threading
 from typing import Any, Callable
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 
 from . import _compat
@@ -31,11 +32,6 @@ ENABLE_GRAD = "jaxfunc.enable_grad"
 
 _lock = threading.Lock()
 _entered = 0
-
-
-def epoch() -> int:
-    """How many grad-mode blocks have been entered so far (process-wide)."""
-    return _entered
 
 
 def _bump() -> None:
@@ -200,20 +196,45 @@ def _mask_param(value: Any, grad_on: bool) -> Any:
     return jax.make_jaxpr(body)(*avals)
 
 
-def masked_linearize(
-    fn: Callable[..., Any], primals: tuple[Any, ...]
-) -> tuple[Any, Any, Any] | None:
+def never_entered() -> bool:
+    """No block has been entered in this process, so no traced program can hold a marker."""
+    return _entered == 0
+
+
+def trace(fn: Callable[..., Any], primals: tuple[Any, ...]) -> tuple[Callable[..., Any], bool] | None:
+    """``(replay, marked)``: ``fn`` traced once, as a function that replays the trace without
+    running the user's Python again, and whether the trace holds grad-mode markers.
+
+    Markers are looked for in the traced program rather than by watching ``__enter__``:
+    JAX replays cached traces (jitted helpers, control-flow bodies) without running their
+    Python, and their operations still carry the marker. None when ``fn`` cannot be traced
+    abstractly (Python control flow on values).
+    """
+    try:
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*primals)
+    except _compat.CONCRETIZATION_ERRORS:
+        return None
+    out_tree = jax.tree_util.tree_structure(out_shape)
+    run = jax.extend.core.jaxpr_as_fun(closed)
+
+    def replay(*xs: Any) -> Any:
+        return jax.tree_util.tree_unflatten(out_tree, run(*xs))
+
+    return replay, has_markers(closed.jaxpr)
+
+
+def masked_linearize(fn: Callable[..., Any], primals: tuple[Any, ...]) -> tuple[Any, Any, Any]:
     """``jax.linearize(fn, *primals, has_aux=True)`` with no_grad regions' tangents zeroed.
 
-    Returns ``(out, lin, aux)`` where ``lin(*tangents)`` is the masked linear map, or None
-    when ``fn`` holds no grad-mode marker (a block entered elsewhere bumped the counter).
+    Returns ``(out, lin, aux)``; ``lin(*tangents)`` is the masked linear map (``fn``'s own
+    linearization when it holds no marker).
     """
     out, f_jvp, aux = jax.linearize(fn, *primals, has_aux=True)
     tangent_avals = [jax.ShapeDtypeStruct(jnp.shape(p), jnp.result_type(p)) for p in primals]
     closed, out_shape = jax.make_jaxpr(f_jvp, return_shape=True)(*tangent_avals)
-    out_tree = jax.tree_util.tree_structure(out_shape)
     if not has_markers(closed.jaxpr):
-        return None
+        return out, f_jvp, aux
+    out_tree = jax.tree_util.tree_structure(out_shape)
 
     def lin(*tangents: Any) -> Any:
         flat = jax.tree_util.tree_leaves(tangents)

@@ -66,6 +66,8 @@ class Uncacheable(Exception):
 
 
 def is_library(obj: Any) -> bool:
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__.split(".", 1)[0] in _LIBRARY_ROOTS
     mod = getattr(obj, "__module__", None)
     if not isinstance(mod, str):
         mod = getattr(type(obj), "__module__", "") or ""

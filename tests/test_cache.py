@@ -1,0 +1,510 @@
+"""The guarded compile cache: never stale, no retrace, steps aside under transforms, bounded, weak.
+
+Every staleness scenario first runs the function three times (eager, compile, cached hit,
+asserted through the cache's counters), then changes what the function reads, then checks
+the next result against the new analytic value. ``test_scenarios_detect_a_blind_cache``
+runs the same scenarios with a guard that never looks, and asserts they *do* return the
+stale value then: the scenarios really exercise the compiled path.
+"""
+
+from __future__ import annotations
+
+import gc
+import types
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxfunc
+from jaxfunc import _cache, _guard
+from jaxfunc.autograd.functional import vjp as af_vjp
+from jaxfunc.func import grad, vjp
+
+X = jnp.asarray([0.5, 1.0, 2.0])
+
+# -- module state the scenario functions read ----------------------------------------------------
+W = jnp.ones(3)
+SCALE = 2.0
+NP = np.ones(3)
+LST = [1.0, 2.0]
+DCT = {"p": 1.0}
+T = jnp.asarray(1.0)
+MOD = types.ModuleType("usermod")
+MOD.K = 2.0
+
+
+def helper(x):
+    return x * 3.0
+
+
+class Model:
+    def __init__(self):
+        self.W = jnp.ones(3)
+        self.cfg = {"p": 1.0}
+
+    def __call__(self, x):
+        return jnp.sum(x * self.W) * self.cfg["p"]
+
+    def loss(self, x):
+        return jnp.sum(x**2) * self.cfg["p"]
+
+
+def _grad(f, x=X):
+    """The jaxfunc gradient of a scalar function, via autograd.functional.vjp (v=None)."""
+    return np.asarray(af_vjp(f, x)[1])
+
+
+def _warm(f):
+    """Run f's gradient three times and check the third call was a compiled hit."""
+    hits = _cache.stats().get("hit", 0)
+    for _ in range(3):
+        out = _grad(f)
+    assert _cache.stats().get("hit", 0) > hits, "the cached path was not exercised"
+    return out
+
+
+# Each scenario: (make the function, change the world, expected gradient after, undo).
+
+
+def _global_array():
+    global W
+
+    def f(x):
+        return jnp.sum(x * W)
+
+    def change():
+        global W
+        W = 2 * jnp.ones(3)
+
+    def undo():
+        global W
+        W = jnp.ones(3)
+
+    return f, change, lambda: 2 * np.ones(3), undo
+
+
+def _global_scalar():
+    def f(x):
+        return jnp.sum(x) * SCALE
+
+    def change():
+        global SCALE
+        SCALE = 5.0
+
+    def undo():
+        global SCALE
+        SCALE = 2.0
+
+    return f, change, lambda: 5 * np.ones(3), undo
+
+
+def _helper_redefined():
+    def f(x):
+        return jnp.sum(helper(x))
+
+    def change():
+        global helper
+
+        def helper(x):  # noqa: F811 - a notebook cell re-run
+            return x * 7.0
+
+    def undo():
+        global helper
+
+        def helper(x):  # noqa: F811
+            return x * 3.0
+
+    return f, change, lambda: 7 * np.ones(3), undo
+
+
+def _numpy_mutated():
+    def f(x):
+        return jnp.sum(x * NP)
+
+    def change():
+        NP[1] = 4.0
+
+    def undo():
+        NP[:] = 1.0
+
+    return f, change, lambda: np.array([1.0, 4.0, 1.0]), undo
+
+
+def _list_mutated():
+    def f(x):
+        return jnp.sum(x) * LST[1]
+
+    def change():
+        LST[1] = 9.0
+
+    def undo():
+        LST[1] = 2.0
+
+    return f, change, lambda: 9 * np.ones(3), undo
+
+
+def _dict_mutated():
+    def f(x):
+        return jnp.sum(x) * DCT["p"]
+
+    def change():
+        DCT["p"] = 6.0
+
+    def undo():
+        DCT["p"] = 1.0
+
+    return f, change, lambda: 6 * np.ones(3), undo
+
+
+def _module_attribute():
+    def f(x):
+        return jnp.sum(x) * MOD.K
+
+    def change():
+        MOD.K = 8.0
+
+    def undo():
+        MOD.K = 2.0
+
+    return f, change, lambda: 8 * np.ones(3), undo
+
+
+def _defaults():
+    def f(x, k=2.0):
+        return jnp.sum(x) * k
+
+    def change():
+        f.__defaults__ = (3.0,)
+
+    return f, change, lambda: 3 * np.ones(3), lambda: None
+
+
+def _closure_cell():
+    k = 2.0
+
+    def f(x):
+        return jnp.sum(x) * k
+
+    def change():
+        nonlocal k
+        k = 4.0
+
+    return f, change, lambda: 4 * np.ones(3), lambda: None
+
+
+def _closure_array():
+    a = jnp.ones(3)
+
+    def f(x):
+        return jnp.sum(x * a)
+
+    def change():
+        nonlocal a
+        a = jnp.asarray([1.0, 2.0, 3.0])
+
+    return f, change, lambda: np.array([1.0, 2.0, 3.0]), lambda: None
+
+
+def _control_flow_global():
+    def f(x):
+        if float(T) > 0:  # the value of a global array steers Python
+            return jnp.sum(x**2)
+        return jnp.sum(-x)
+
+    def change():
+        global T
+        T = jnp.asarray(-1.0)
+
+    def undo():
+        global T
+        T = jnp.asarray(1.0)
+
+    return f, change, lambda: -np.ones(3), undo
+
+
+def _object_attribute():
+    model = Model()
+
+    def change():
+        model.W = 3 * jnp.ones(3)
+
+    return model, change, lambda: 3 * np.ones(3), lambda: None
+
+
+def _object_dict_item():
+    model = Model()
+
+    def change():
+        model.cfg["p"] = 5.0
+
+    return model, change, lambda: 5 * np.ones(3), lambda: None
+
+
+def _class_method_redefined():
+    class Local:
+        def __call__(self, x):
+            return jnp.sum(x) * 2.0
+
+    obj = Local()
+
+    def change():
+        def call(self, x):
+            return jnp.sum(x) * 10.0
+
+        Local.__call__ = call
+
+    return obj, change, lambda: 10 * np.ones(3), lambda: None
+
+
+def _bound_method_state():
+    model = Model()
+
+    def change():
+        model.cfg["p"] = 3.0
+
+    return model.loss, change, lambda: 3 * 2 * np.asarray(X), lambda: None
+
+
+SCENARIOS = {
+    "global jax array reassigned": _global_array,
+    "global scalar reassigned": _global_scalar,
+    "helper function redefined": _helper_redefined,
+    "numpy array mutated in place": _numpy_mutated,
+    "list element mutated": _list_mutated,
+    "dict value mutated": _dict_mutated,
+    "module attribute reassigned": _module_attribute,
+    "__defaults__ reassigned": _defaults,
+    "closure cell reassigned": _closure_cell,
+    "closed-over array reassigned": _closure_array,
+    "global steering Python control flow": _control_flow_global,
+    "callable object's array attribute": _object_attribute,
+    "callable object's dict item": _object_dict_item,
+    "class __call__ redefined": _class_method_redefined,
+    "bound method's instance state": _bound_method_state,
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_never_stale(name):
+    f, change, expected, undo = SCENARIOS[name]()
+    try:
+        _warm(f)
+        change()
+        np.testing.assert_allclose(_grad(f), expected())
+        np.testing.assert_allclose(_grad(f), expected())  # and again, now from the cache
+    finally:
+        undo()
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenarios_detect_a_blind_cache(name, monkeypatch):
+    """With a guard that checks nothing (and hoists nothing), each scenario goes stale."""
+    real_build = _guard.build
+
+    def blind_build(root, hoist=True):
+        plan = real_build(root, hoist=False)
+        plan.guard = lambda r: ()
+        return plan
+
+    monkeypatch.setattr(_guard, "build", blind_build)
+    f, change, expected, undo = SCENARIOS[name]()
+    try:
+        before = _warm(f)
+        change()
+        stale = _grad(f)
+        np.testing.assert_allclose(stale, before)
+        assert not np.allclose(stale, expected())
+    finally:
+        undo()
+
+
+def test_global_array_reassignment_does_not_recompile():
+    global W
+    f, change, expected, undo = _global_array()
+    try:
+        _warm(f)
+        traces = _cache.stats().get("trace", 0)
+        for k in range(5):
+            W = (k + 2) * jnp.ones(3)
+            np.testing.assert_allclose(_grad(f), (k + 2) * np.ones(3))
+        assert _cache.stats().get("trace", 0) == traces
+    finally:
+        undo()
+
+
+def test_no_retrace_for_same_shapes():
+    def f(x):
+        return jnp.sum(jnp.sin(x) ** 2)
+
+    _warm(f)
+    traces = _cache.stats().get("trace", 0)
+    for k in range(10):
+        _grad(f, X + k)
+    assert _cache.stats().get("trace", 0) == traces
+
+
+def test_func_vjp_compiled_and_vjp_fn_reused():
+    def f(x):
+        return jnp.sin(x) * 2
+
+    for _ in range(3):
+        out, vjp_fn = vjp(f, X)
+    assert vjp_fn._meta.compiled
+    traces = _cache.stats().get("trace", 0)
+    for k in range(5):
+        out, vjp_fn = vjp(f, X + k)
+        np.testing.assert_allclose(vjp_fn(jnp.ones(3))[0], 2 * np.cos(np.asarray(X) + k), rtol=1e-6)
+    assert _cache.stats().get("trace", 0) == traces
+
+
+def test_untraceable_function_falls_back_once():
+    def f(x):
+        if jnp.sum(x) > 0:  # Python control flow on a value: cannot be traced abstractly
+            return jnp.sum(x**2)
+        return jnp.sum(x)
+
+    results = [_grad(f) for _ in range(4)]
+    for r in results:
+        np.testing.assert_allclose(r, 2 * np.asarray(X))
+    np.testing.assert_allclose(_grad(f, -X), np.ones(3))
+    assert _cache._slots[f].entries[0].eager_only
+    fallbacks = _cache.stats().get("fallback", 0)
+    _grad(f)
+    assert _cache.stats().get("fallback", 0) == fallbacks  # decided once, not per call
+
+
+def test_state_mutated_by_the_function_itself_is_never_cached_stale():
+    calls = []
+
+    def f(x):
+        calls.append(1)  # the function changes what it reads: every call sees new state
+        return jnp.sum(x) * len(calls)
+
+    for k in range(1, 5):
+        np.testing.assert_allclose(_grad(f), k * np.ones(3))
+
+
+def test_first_call_runs_eagerly():
+    def f(x):
+        return jnp.sum(x**3)
+
+    traces = _cache.stats().get("trace", 0)
+    _grad(f)
+    assert _cache.stats().get("trace", 0) == traces
+
+
+def test_disabled_cache_never_compiles():
+    def f(x):
+        return jnp.sum(x**3)
+
+    traces = _cache.stats().get("trace", 0)
+    with jaxfunc.cache_disabled():
+        for _ in range(4):
+            np.testing.assert_allclose(_grad(f), 3 * np.asarray(X) ** 2)
+    assert _cache.stats().get("trace", 0) == traces
+    assert jaxfunc.cache_enabled()
+
+
+def test_clear_cache():
+    def f(x):
+        return jnp.sum(x**3)
+
+    _warm(f)
+    assert f in _cache._slots
+    jaxfunc.clear_cache(f)
+    assert f not in _cache._slots
+    _warm(f)
+    jaxfunc.clear_cache()
+    assert len(_cache._slots) == 0
+
+
+def test_entries_are_bounded():
+    def f(x):
+        return jnp.sum(x) * SCALE
+
+    global SCALE
+    try:
+        for k in range(3 * _cache.MAX_ENTRIES):
+            SCALE = float(k)
+            _grad(f)
+            _grad(f)
+        assert len(_cache._slots[f].entries) <= _cache.MAX_ENTRIES
+    finally:
+        SCALE = 2.0
+
+
+def test_cache_holds_functions_weakly():
+    def make(k):
+        a = jnp.full(3, float(k))
+
+        def f(x):
+            return jnp.sum(x * a)
+
+        return f, weakref.ref(a)
+
+    refs = []
+    for k in range(50):
+        f, aref = make(k)
+        _warm(f)
+        refs.append((weakref.ref(f), aref))
+        del f
+    gc.collect()
+    assert all(fr() is None for fr, _ in refs)
+    assert all(ar() is None for _, ar in refs)
+
+
+def test_inside_user_jit_program_is_raw_jax():
+    """Inside jax.jit the transform adds nothing: the lowered program equals raw jax.vjp's."""
+
+    def f(x):
+        return jnp.sin(x) ** 2
+
+    def with_jaxfunc(x, v):
+        out, vjp_fn = vjp(f, x)
+        return out, vjp_fn(v)[0]
+
+    def with_jax(x, v):
+        out, pullback = jax.vjp(f, x)
+        return out, pullback(v)[0]
+
+    def body(text):
+        return "\n".join(line for line in text.splitlines() if not line.startswith("module @"))
+
+    v = jnp.ones(3)
+    a = jax.jit(with_jaxfunc).lower(X, v).as_text()
+    b = jax.jit(with_jax).lower(X, v).as_text()
+    assert body(a) == body(b)
+    builds = _cache.stats().get("build", 0)
+    jax.jit(with_jaxfunc)(X, v)
+    assert _cache.stats().get("build", 0) == builds
+
+
+def test_inside_user_jit_autograd_functional_is_raw_jax():
+    def f(x):
+        return jnp.sum(jnp.tanh(x))
+
+    def with_jaxfunc(x):
+        return af_vjp(f, x, create_graph=True)[1]
+
+    def with_jax(x):
+        out, pullback = jax.vjp(f, x)
+        return pullback(jnp.ones_like(out))[0]
+
+    def body(text):
+        return "\n".join(line for line in text.splitlines() if not line.startswith("module @"))
+
+    assert body(jax.jit(with_jaxfunc).lower(X).as_text()) == body(
+        jax.jit(with_jax).lower(X).as_text()
+    )
+
+
+def test_grad_python_scalar_arguments_are_static():
+    def f(x, k):
+        return jnp.sum(x) * k
+
+    g = grad(f)
+    for k in (1.0, 2.0, 1.0, 2.0, 3.0):
+        np.testing.assert_allclose(g(X, k), k * np.ones(3))
