@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import threading
 import types
@@ -40,6 +41,12 @@ MAX_BUILDS = 32  # per callable: guard rebuilds before it is left to run eagerly
 EAGER_FIRST_CALL = True
 
 _lock = threading.RLock()
+_tracing = threading.local()
+
+
+def tracing() -> bool:
+    """True while this thread traces a program for the cache (not a user's own jit)."""
+    return getattr(_tracing, "depth", 0) > 0
 _enabled = os.environ.get("JAXFUNC_COMPILE_CACHE", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
@@ -120,6 +127,11 @@ def _key(func: Any) -> Any:
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
     if not _enabled or not _compat.at_top_level():
         return program(func, static, arrays)
+    if getattr(func, "jaxfunc_compiled", False):
+        # jaxfunc's own callables (vjp_fn, jvp_fn) out of a compiled program are pure
+        # pytrees with a stable structure: they ride along as jit arguments.
+        _stats["hit"] += 1
+        return _tree.thaw_order(_call_pytree_callable(program, static, func, arrays))
     found = _lookup(func)
     if found is None:
         _stats["eager"] += 1
@@ -178,6 +190,12 @@ def _cannot_trace(
     if entry.eager_only:
         return program(func, static, arrays)
     return call(func, program, static, arrays)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _call_pytree_callable(program: Callable[..., Any], static: Any, func: Any, arrays: Any) -> Any:
+    _stats["trace"] += 1
+    return _tree.freeze_order(program(func, static, arrays))
 
 
 def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
@@ -240,7 +258,11 @@ def _make_jit(entry: _Entry, func: Any, program: Callable[..., Any], static: Any
         e, f = entry_ref(), func_ref()
         if e is None or f is None:  # pragma: no cover - dropped while a call was running
             raise RuntimeError("jaxfunc: the cached function was garbage-collected")
-        out = program(e.plan.rebind(f, hoisted), static, arrays)
+        _tracing.depth = getattr(_tracing, "depth", 0) + 1
+        try:
+            out = program(e.plan.rebind(f, hoisted), static, arrays)
+        finally:
+            _tracing.depth -= 1
         if _tree.contains_dict(out):
             compiled[1] = True
             out = _tree.freeze_order(out)

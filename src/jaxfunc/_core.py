@@ -165,7 +165,12 @@ def jacobian_forward(
 
 
 class VjpMeta:
-    """What a ``VjpFn`` knows statically (compared by identity when crossing ``jax.jit``)."""
+    """What a ``VjpFn`` knows statically (compared by identity when crossing ``jax.jit``).
+
+    ``compiled``: the residuals came out of the compile cache's program, so the backward
+    is one compiled call (also under ``jax.vmap``); a vjp made eagerly or inside a user's
+    own jit applies its pullback directly (the user's program stays raw JAX).
+    """
 
     __slots__ = ("out_structure", "out_avals", "in_structures", "compiled")
 
@@ -202,6 +207,11 @@ class VjpFn:
         self._pullback = pullback
         self._meta = meta
 
+    @property
+    def jaxfunc_compiled(self) -> bool:
+        """Made by a compiled program (stable structure: transforms of it compile too)."""
+        return self._meta.compiled
+
     def __repr__(self) -> str:
         return f"<jaxfunc vjp_fn: {self._meta.out_structure.pprint()} -> inputs>"
 
@@ -231,7 +241,7 @@ class VjpFn:
                     f"{_checks.torch_size(shape)}."
                 )
             cts.append(_checks.cast_like(_checks.to_array(ct), dtype, i))
-        if meta.compiled and _compat.at_top_level():
+        if meta.compiled:  # residuals from a cached program: one compiled backward for all
             flat_in = _apply_compiled(self._pullback, tuple(cts))
         else:
             flat_in = pull(self._pullback, cts)

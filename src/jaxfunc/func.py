@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, overload
 import jax
 import jax.numpy as jnp
 
-from . import _cache, _checks, _compat, _core, _strict, _tree
+from . import _cache, _checks, _core, _strict, _tree
 
 __all__ = [
     "vjp",
@@ -115,7 +115,7 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
         seen["out"],
         tuple((tuple(o.shape), o.dtype) for o in out),
         in_structures,
-        compiled=not _compat.at_top_level(),
+        compiled=_cache.tracing(),
     )
     result = (seen["out"].unflatten(out), _core.VjpFn(pullback, meta))
     if has_aux:
@@ -514,12 +514,13 @@ def hessian(
 
 
 class LinearizeMeta:
-    __slots__ = ("in_structure", "in_avals", "out_structure")
+    __slots__ = ("in_structure", "in_avals", "out_structure", "compiled")
 
     def __init__(self, in_structure: Any, in_avals: Any, out_structure: Any) -> None:
         self.in_structure = in_structure
         self.in_avals = in_avals
         self.out_structure = out_structure
+        self.compiled = _cache.tracing()
 
 
 class JvpFn:
@@ -534,6 +535,11 @@ class JvpFn:
     def __init__(self, lin: Any, meta: LinearizeMeta) -> None:
         self._lin = lin
         self._meta = meta
+
+    @property
+    def jaxfunc_compiled(self) -> bool:
+        """Made by a compiled program (stable structure: transforms of it compile too)."""
+        return self._meta.compiled
 
     def __call__(self, *tangents: Any) -> Any:
         meta = self._meta
