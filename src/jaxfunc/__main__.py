@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+
+
+def _optional_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_default_dtype(torch.float64)  # the reference notebook's setting
+    return torch
 
 
 def _median_us(fn: Callable[[], Any], calls: int) -> float:
@@ -38,20 +48,15 @@ def main() -> int:
     from jaxfunc.autograd.functional import vjp as af_vjp
     from jaxfunc.func import jvp, vjp
 
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        torch.set_default_dtype(torch.float64)
+    torch = _optional_torch()
 
     rng = np.random.default_rng(0)
     n = 1000
-    rows: list[tuple[str, bool, float | None, float | None, float | None]] = []
+    rows: list[tuple[Any, ...]] = []
 
     def case(
         name: str,
-        check: Callable[[], bool],
+        check: Callable[[], Any],
         ours: Callable[[], Any] | None = None,
         raw: Callable[[], Any] | None = None,
         theirs: Callable[[], Any] | None = None,
@@ -117,7 +122,9 @@ def main() -> int:
             and jnp.allclose(gy, x3 + 2 * x3 * y3 * jnp.cos(x3 * y3**2))
         )
 
-    tx3, ty3 = (torch.tensor(np.asarray(x3)), torch.tensor(np.asarray(y3))) if torch else (None, None)
+    tx3, ty3 = (
+        (torch.tensor(np.asarray(x3)), torch.tensor(np.asarray(y3))) if torch else (None, None)
+    )
     case(
         "notebook 3: two inputs (x, y) -> (N,)",
         check3,
@@ -152,13 +159,14 @@ def main() -> int:
         return jnp.stack([af_vjp(f4, x, v=v)[1] for v in onehots], axis=1)
 
     def jac_raw(x):
-        out, pullback = jax.vjp(f4, x)
+        _out, pullback = jax.vjp(f4, x)
         return jnp.stack([pullback(v)[0] for v in onehots], axis=1)
 
     def jac_torch():
         tx = torch.tensor(np.asarray(x4))
-        tf = lambda x: torch.stack(  # noqa: E731
-            (x[:, 0] * x[:, 1], torch.sin(x[:, 0] + x[:, 1] ** 2), x[:, 0] ** 2 - 3 * x[:, 1]), dim=1
+        tf = lambda x: torch.stack(
+            (x[:, 0] * x[:, 1], torch.sin(x[:, 0] + x[:, 1] ** 2), x[:, 0] ** 2 - 3 * x[:, 1]),
+            dim=1,
         )
         js = torch.zeros(n, 3, 2)
         for k in range(3):
@@ -194,7 +202,9 @@ def main() -> int:
     x5 = jnp.asarray(rng.standard_normal(5))
     case(
         "torch.func.vjp doc: vjp of sum(sin x) == grad",
-        lambda: jnp.allclose(vjp(lambda x: jnp.sin(x).sum(), x5)[1](jnp.asarray(1.0))[0], jnp.cos(x5)),
+        lambda: jnp.allclose(
+            vjp(lambda x: jnp.sin(x).sum(), x5)[1](jnp.asarray(1.0))[0], jnp.cos(x5)
+        ),
     )
     case(
         "torch.func.vjp doc: (sin x, cos x) with tuple cotangents",
@@ -235,12 +245,16 @@ def main() -> int:
     y5 = jnp.asarray(rng.standard_normal(5))
     case(
         "torch.func.jvp doc: x * y with tangents (1, 1)",
-        lambda: jnp.allclose(jvp(lambda x, y: x * y, (x5, y5), (jnp.ones(5), jnp.ones(5)))[1], x5 + y5),
+        lambda: jnp.allclose(
+            jvp(lambda x, y: x * y, (x5, y5), (jnp.ones(5), jnp.ones(5)))[1], x5 + y5
+        ),
     )
     x44 = jnp.asarray(rng.random((4, 4)))
     case(
         "autograd.functional.vjp doc: exp_reducer",
-        lambda: jnp.allclose(af_vjp(lambda x: jnp.exp(x).sum(1), x44, jnp.ones(4))[1], jnp.exp(x44)),
+        lambda: jnp.allclose(
+            af_vjp(lambda x: jnp.exp(x).sum(1), x44, jnp.ones(4))[1], jnp.exp(x44)
+        ),
     )
     case(
         "autograd.functional.vjp doc: adder(x, y) = 2x + 3y",
@@ -264,8 +278,8 @@ def _print_table(rows: list, device: Any, have_torch: bool, version: str) -> Non
     head = ("case", "check", "jaxfunc us", "raw jax.vjp us", "torch us" if have_torch else "torch")
     body = [(name, "ok" if ok else "FAILED", us(a), us(b), us(c)) for name, ok, a, b, c in rows]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    line = "  ".join("{:<%d}" % widths[0] if i == 0 else "{:>%d}" % w for i, w in enumerate(widths))
-    print(f"jaxfunc {version} on {device} (float64; times are medians per call, compiled after warm-up)")
+    line = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    print(f"jaxfunc {version} on {device}: float64, median time per call after warm-up")
     print(line.format(*head))
     print(line.format(*("-" * w for w in widths)))
     for r in body:

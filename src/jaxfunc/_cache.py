@@ -26,7 +26,8 @@ import os
 import threading
 import types
 import weakref
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax
 
@@ -47,7 +48,14 @@ _tracing = threading.local()
 def tracing() -> bool:
     """True while this thread traces a program for the cache (not a user's own jit)."""
     return getattr(_tracing, "depth", 0) > 0
-_enabled = os.environ.get("JAXFUNC_COMPILE_CACHE", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+_enabled = os.environ.get("JAXFUNC_COMPILE_CACHE", "1").strip().lower() not in (
+    "0",
+    "false",
+    "off",
+    "no",
+)
 
 
 def set_enabled(enabled: bool) -> None:
@@ -78,7 +86,7 @@ def disabled() -> Iterator[None]:
 class _Entry:
     """One guard state of one callable, and the compiled programs made under it."""
 
-    __slots__ = ("plan", "jits", "seen", "eager_only", "__weakref__")
+    __slots__ = ("__weakref__", "eager_only", "jits", "plan", "seen")
 
     def __init__(self, plan: _guard.Plan) -> None:
         self.plan = plan
@@ -90,7 +98,7 @@ class _Entry:
 class _Slot:
     """The cache's record for one callable."""
 
-    __slots__ = ("entries", "builds", "uncacheable")
+    __slots__ = ("builds", "entries", "uncacheable")
 
     def __init__(self) -> None:
         self.entries: list[_Entry] = []

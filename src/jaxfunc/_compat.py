@@ -11,6 +11,8 @@ import contextlib
 from typing import Any
 
 import jax
+import jax.core
+import jax.extend.core
 import jax.numpy as jnp
 from jax.extend import source_info_util as _siu
 

@@ -15,13 +15,14 @@ Every function below takes *flat* functions: ``fn(*arrays) -> (list_of_outputs, 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _compat, _grad_mode, _tree
+from . import _checks, _grad_mode, _tree
 
 FlatFn = Callable[..., tuple[list[Any], Any]]
 
@@ -131,7 +132,7 @@ def jacobian_reverse(
     rows = basis([o.shape for o in outs], [o.dtype for o in outs])
     cols = chunked_vmap(lambda *ct: pull(pullback, ct), rows, chunk_size)
     sizes = [_checks.numel(o.shape) for o in outs]
-    offsets = np.cumsum([0] + sizes)
+    offsets = np.cumsum([0, *sizes])
     return [
         [
             cols[j][offsets[i] : offsets[i + 1]].reshape(outs[i].shape + ins[j].shape)
@@ -148,7 +149,7 @@ def jacobian_forward(
     rows = basis([x.shape for x in ins], [x.dtype for x in ins])
     tans = jax.vmap(lambda *t: push(*t))(*rows)  # each (total_in, *out_shape)
     sizes = [_checks.numel(x.shape) for x in ins]
-    offsets = np.cumsum([0] + sizes)
+    offsets = np.cumsum([0, *sizes])
     result = []
     for i, o in enumerate(outs):
         moved = jnp.moveaxis(tans[i], 0, -1)  # (*out_shape, total_in)
@@ -172,7 +173,7 @@ class VjpMeta:
     own jit applies its pullback directly (the user's program stays raw JAX).
     """
 
-    __slots__ = ("out_structure", "out_avals", "in_structures", "compiled")
+    __slots__ = ("compiled", "in_structures", "out_avals", "out_structure")
 
     def __init__(
         self,
@@ -201,7 +202,7 @@ class VjpFn:
     enclosing JAX transform, and the residuals can be used any number of times).
     """
 
-    __slots__ = ("_pullback", "_meta")
+    __slots__ = ("_meta", "_pullback")
 
     def __init__(self, pullback: Any, meta: VjpMeta) -> None:
         self._pullback = pullback

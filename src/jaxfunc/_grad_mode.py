@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.extend
@@ -201,7 +202,9 @@ def never_entered() -> bool:
     return _entered == 0
 
 
-def trace(fn: Callable[..., Any], primals: tuple[Any, ...]) -> tuple[Callable[..., Any], bool] | None:
+def trace(
+    fn: Callable[..., Any], primals: tuple[Any, ...]
+) -> tuple[Callable[..., Any], bool] | None:
     """``(replay, marked)``: ``fn`` traced once, as a function that replays the trace without
     running the user's Python again, and whether the trace holds grad-mode markers.
 

@@ -38,7 +38,8 @@ import functools
 import itertools
 import types
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def is_library(obj: Any) -> bool:
     return mod.split(".", 1)[0] in _LIBRARY_ROOTS
 
 
-def _is_user_function(obj: Any) -> bool:
+def _is_user_function(obj: Any) -> TypeGuard[types.FunctionType]:
     return isinstance(obj, types.FunctionType) and not is_library(obj)
 
 
@@ -84,7 +85,9 @@ _LOAD_ATTR = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _code_facts: weakref.WeakKeyDictionary[types.CodeType, tuple] = weakref.WeakKeyDictionary()
 
 
-def _code_facts_of(code: types.CodeType) -> tuple[tuple[str, ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
+def _code_facts_of(
+    code: types.CodeType,
+) -> tuple[tuple[str, ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
     """(global names loaded, attribute chains) of ``code`` and its nested code objects.
 
     A chain is ``(root kind, root name, attribute names)`` with kind ``global``, ``deref``
@@ -104,7 +107,12 @@ def _code_facts_of(code: types.CodeType) -> tuple[tuple[str, ...], tuple[tuple[s
                 globals_[ins.argval] = None
             elif ins.opname in ("LOAD_DEREF", "LOAD_CLOSURE") and c is code:
                 root = ("deref", ins.argval)
-            elif ins.opname == "LOAD_FAST" and c is code and code.co_argcount and ins.argval == code.co_varnames[0]:
+            elif (
+                ins.opname == "LOAD_FAST"
+                and c is code
+                and code.co_argcount
+                and ins.argval == code.co_varnames[0]
+            ):
                 root = ("fast", ins.argval)
             else:
                 continue
@@ -137,7 +145,11 @@ class _Builder:
     def __init__(self, hoist: bool) -> None:
         self.hoist = hoist
         self.lines: list[str] = []
-        self.ns: dict[str, Any] = {"_np": np, "_ArrayImpl": _compat.ArrayImpl, "_same_float": _same_float}
+        self.ns: dict[str, Any] = {
+            "_np": np,
+            "_ArrayImpl": _compat.ArrayImpl,
+            "_same_float": _same_float,
+        }
         self.counter = itertools.count()
         self.hoisted: list[str] = []  # guard variables whose values are returned
         self.slots: list[tuple[int, str, Any]] = []  # (function index, kind, key)
@@ -182,11 +194,15 @@ class _Builder:
             raise Uncacheable("a tracer is reachable from the function")
         if t in _PLAIN_SCALARS:
             if t is float or t is complex:
-                self.fail_unless(f"type({v}) is {t.__name__} and _same_float({v}, {self.const(obj)})")
+                self.fail_unless(
+                    f"type({v}) is {t.__name__} and _same_float({v}, {self.const(obj)})"
+                )
             else:
                 self.fail_unless(f"type({v}) is {self.const(t)} and {v} == {self.const(obj)}")
         elif isinstance(obj, np.generic):
-            self.fail_unless(f"type({v}) is {self.const(t)} and _same_float({v}, {self.const(obj)})")
+            self.fail_unless(
+                f"type({v}) is {self.const(t)} and _same_float({v}, {self.const(obj)})"
+            )
         elif t is _compat.ArrayImpl:
             if owner is not None and self.hoist:
                 self.fail_unless(f"type({v}) is _ArrayImpl")
@@ -235,7 +251,11 @@ class _Builder:
             if _is_user_function(wrapped):  # jax.jit / custom_jvp of a user function
                 self.function(self.var(f"{v}.__wrapped__"), wrapped, rebindable=False)
             for attr in ("fun", "jvp", "fwd", "bwd"):  # custom_jvp / custom_vjp rules
-                sub = getattr(obj, attr, None) if not isinstance(obj, (types.ModuleType, type)) else None
+                sub = (
+                    getattr(obj, attr, None)
+                    if not isinstance(obj, (types.ModuleType, type))
+                    else None
+                )
                 if _is_user_function(sub):
                     self.function(self.var(f"{v}.{attr}"), sub, rebindable=False)
         else:  # a user object: identity; its attributes are guarded where the code reads them
@@ -243,7 +263,11 @@ class _Builder:
             call = getattr(t, "__call__", None)
             if _is_user_function(call):
                 self.function(
-                    self.var(f"type({v}).__call__"), call, rebindable=False, self_var=v, self_obj=obj
+                    self.var(f"type({v}).__call__"),
+                    call,
+                    rebindable=False,
+                    self_var=v,
+                    self_obj=obj,
                 )
 
     def _ndarray(self, v: str, arr: np.ndarray) -> None:
@@ -334,7 +358,7 @@ class _Builder:
                 return
             try:
                 nxt = getattr(obj, attr)
-            except Exception:  # noqa: BLE001 - a property that raises: nothing to guard
+            except Exception:
                 return
             v = self.var(f"{expr}.{attr}")
             self.value(v, nxt)
@@ -355,9 +379,11 @@ def _same_float(a: Any, b: Any) -> bool:
 class Plan:
     """A callable's guard and its hoisting plan."""
 
-    __slots__ = ("guard", "slots", "functions", "root_kind", "n_checks")
+    __slots__ = ("functions", "guard", "n_checks", "root_kind", "slots")
 
-    def __init__(self, guard: Callable, slots: list, functions: Callable, root_kind: str, n: int) -> None:
+    def __init__(
+        self, guard: Callable, slots: list, functions: Callable, root_kind: str, n: int
+    ) -> None:
         self.guard = guard
         self.slots = slots
         self.functions = functions
@@ -402,7 +428,9 @@ def _copy_functions(fns: list[types.FunctionType]) -> list[types.FunctionType]:
         cells = None
         if f.__closure__ is not None:
             cells = tuple(types.CellType() for _ in f.__closure__)
-        c = types.FunctionType(f.__code__, new_globals[id(f.__globals__)], f.__name__, f.__defaults__, cells)
+        c = types.FunctionType(
+            f.__code__, new_globals[id(f.__globals__)], f.__name__, f.__defaults__, cells
+        )
         c.__kwdefaults__ = f.__kwdefaults__
         c.__qualname__ = f.__qualname__
         c.__dict__.update(f.__dict__)
@@ -440,13 +468,11 @@ def build(root: Any, hoist: bool = True) -> Plan:
         b.function(
             b.var("root.__func__"), root.__func__, True, self_var=self_var, self_obj=root.__self__
         )
-    elif _is_user_function(getattr(type(root), "__call__", None)) and not isinstance(
+    elif _is_user_function(call := getattr(type(root), "__call__", None)) and not isinstance(
         root, functools.partial
     ):
         kind = "object"
-        b.function(
-            b.var("type(root).__call__"), type(root).__call__, True, self_var="root", self_obj=root
-        )
+        b.function(b.var("type(root).__call__"), call, True, self_var="root", self_obj=root)
     else:
         kind = "opaque"
         b.value("root", root)
@@ -461,9 +487,9 @@ def build(root: Any, hoist: bool = True) -> Plan:
         "        return None\n"
     )
     ns = dict(b.ns)
-    exec(compile(src, "<jaxfunc guard>", "exec"), ns)  # noqa: S102 - generated from our walk
+    exec(compile(src, "<jaxfunc guard>", "exec"), ns)
     fns_ns = dict(b.ns)
-    exec(compile(_functions_source(b), "<jaxfunc rebind>", "exec"), fns_ns)  # noqa: S102
+    exec(compile(_functions_source(b), "<jaxfunc rebind>", "exec"), fns_ns)
     return Plan(ns["guard"], b.slots, fns_ns["functions"], kind, b.checks)
 
 
@@ -473,5 +499,3 @@ def _functions_source(b: _Builder) -> str:
     body = "\n    ".join(assigns) or "pass"
     out = ", ".join(b.functions) + ("," if len(b.functions) == 1 else "")
     return f"def functions(root):\n    {body}\n    return ({out})\n"
-
-

@@ -11,7 +11,8 @@ tangent where torch keeps the graph.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -65,14 +66,16 @@ def _eqn_deps(eqn: Any, ins: list[int], honor: bool, on: bool) -> list[int]:
             n_consts = len(body.invars) - len(ins)
             return _deps(body, [0] * n_consts + ins, honor, on)
     if name == "cond":
-        branch_outs = [
-            _deps(b.jaxpr, ins[1:], honor, on) for b in eqn.params["branches"]
-        ]
+        branch_outs = [_deps(b.jaxpr, ins[1:], honor, on) for b in eqn.params["branches"]]
         return [_union(col) for col in zip(*branch_outs)]
     if name == "scan":
         n_consts, n_carry = _compat.scan_layout(eqn)
         body = eqn.params["jaxpr"].jaxpr
-        consts, carry, xs = ins[:n_consts], ins[n_consts : n_consts + n_carry], ins[n_consts + n_carry :]
+        consts, carry, xs = (
+            ins[:n_consts],
+            ins[n_consts : n_consts + n_carry],
+            ins[n_consts + n_carry :],
+        )
         while True:
             outs = _deps(body, consts + carry + xs, honor, on)
             new_carry = [c | o for c, o in zip(carry, outs[:n_carry])]

@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 
-_is_none = lambda x: x is None  # noqa: E731
+_is_none = lambda x: x is None
 
 
 def flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -63,13 +63,10 @@ def _has_unsorted_dict(x: Any) -> bool:
             return True
         items: Any = x.values()
     elif t is tuple or t is list or t is collections.OrderedDict or isinstance(x, tuple):
-        items = x.values() if t is collections.OrderedDict else x
+        items = x.values() if isinstance(x, dict) else x
     else:
         return False
-    for c in items:
-        if isinstance(c, _CONTAINERS) and _has_unsorted_dict(c):
-            return True
-    return False
+    return any(isinstance(c, _CONTAINERS) and _has_unsorted_dict(c) for c in items)
 
 
 def _dict_orders(tree: Any) -> tuple[tuple[Any, ...], ...] | None:
@@ -98,7 +95,7 @@ def _apply_orders(tree: Any, orders: tuple[tuple[Any, ...], ...]) -> Any:
             items = [(k, rebuilt[k]) for k in keys]
             if type(x) is dict:
                 return dict(items)
-            return collections.defaultdict(x.default_factory, items)
+            return collections.defaultdict(x.default_factory, items)  # type: ignore[attr-defined]
         if _is_namedtuple(x):
             return type(x)(*(walk(c) for c in x))
         if isinstance(x, (tuple, list)):
@@ -113,7 +110,7 @@ def _apply_orders(tree: Any, orders: tuple[tuple[Any, ...], ...]) -> Any:
 class Structure:
     """A pytree structure that also remembers dict key order (hashable, comparable)."""
 
-    __slots__ = ("treedef", "orders", "_hash")
+    __slots__ = ("_hash", "orders", "treedef")
 
     def __init__(self, treedef: Any, orders: tuple[tuple[Any, ...], ...] | None) -> None:
         self.treedef = treedef
@@ -190,7 +187,7 @@ def freeze_order(tree: Any) -> Any:
         cls = type(tree)
         items = [(k, freeze_order(v)) for k, v in tree.items()]
         if cls is collections.defaultdict:
-            return collections.defaultdict(tree.default_factory, items)
+            return collections.defaultdict(tree.default_factory, items)  # type: ignore[attr-defined]
         return cls(items)
     return tree
 
@@ -207,7 +204,7 @@ def thaw_order(tree: Any) -> Any:
         cls = type(tree)
         items = [(k, thaw_order(v)) for k, v in tree.items()]
         if cls is collections.defaultdict:
-            return collections.defaultdict(tree.default_factory, items)
+            return collections.defaultdict(tree.default_factory, items)  # type: ignore[attr-defined]
         return cls(items)
     return tree
 

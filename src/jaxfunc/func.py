@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable, Literal, overload
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
@@ -17,14 +18,14 @@ import jax.numpy as jnp
 from . import _cache, _checks, _core, _strict, _tree
 
 __all__ = [
-    "vjp",
-    "jvp",
     "grad",
     "grad_and_value",
-    "jacrev",
-    "jacfwd",
     "hessian",
+    "jacfwd",
+    "jacrev",
+    "jvp",
     "linearize",
+    "vjp",
     "vmap",
 ]
 
@@ -514,7 +515,7 @@ def hessian(
 
 
 class LinearizeMeta:
-    __slots__ = ("in_structure", "in_avals", "out_structure", "compiled")
+    __slots__ = ("compiled", "in_avals", "in_structure", "out_structure")
 
     def __init__(self, in_structure: Any, in_avals: Any, out_structure: Any) -> None:
         self.in_structure = in_structure
@@ -545,10 +546,10 @@ class JvpFn:
         meta = self._meta
         flat, struct = _tree.flatten_structure(tangents)
         if struct.treedef != meta.in_structure.treedef:
+            primals = meta.in_structure.unflatten([0] * meta.in_structure.num_leaves)
             raise RuntimeError(
                 f"Expected the tangents {_tree.treespec_repr(tangents)} to have the same "
-                "argspec as the primals "
-                f"{_tree.treespec_repr(meta.in_structure.unflatten([0] * meta.in_structure.num_leaves))}"
+                f"argspec as the primals {_tree.treespec_repr(primals)}"
             )
         for idx, (t, (shape, dtype)) in enumerate(zip(flat, meta.in_avals)):
             if not _checks.is_tensor(t):
@@ -616,7 +617,7 @@ def _linearize_program(func: Callable[..., Any], static: Any, arrays: list[Any])
     out, lin, aux = jax.linearize(fn, *arrays, has_aux=True)
     meta = LinearizeMeta(struct, tuple((tuple(a.shape), a.dtype) for a in arrays), seen["out"])
     result = (seen["out"].unflatten(out), JvpFn(lin, meta))
-    return result + (seen["aux"].unflatten(aux),) if has_aux else result
+    return (*result, seen["aux"].unflatten(aux)) if has_aux else result
 
 
 # -- vmap -----------------------------------------------------------------------------------
@@ -681,7 +682,7 @@ def _vmap_check_inputs(
             f"vmap({name})(<inputs>): got no inputs. Maybe you forgot to add inputs, or you are "
             "trying to vmap over a function with no inputs. The latter is unsupported."
         )
-    flat_args, args_def = _tree.flatten(args)
+    flat_args, _args_def = _tree.flatten(args)
     flat_dims = _broadcast_prefix(in_dims, args)
     if flat_dims is None:
         raise ValueError(

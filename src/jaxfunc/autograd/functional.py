@@ -1,4 +1,4 @@
-"""``torch.autograd.functional`` on JAX: ``vjp``, ``jvp``, ``jacobian``, ``hessian``, ``vhp``, ``hvp``.
+"""``torch.autograd.functional`` on JAX: vjp, jvp, jacobian, hessian, vhp and hvp.
 
 Inputs are an array or a tuple of arrays (lists are rejected, as in torch); results come
 back with the caller's tuple-ness. ``create_graph=False`` makes every result a constant to
@@ -9,14 +9,15 @@ analysis of the traced program (``_strict``), so it also works under ``jax.jit``
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .. import _cache, _checks, _core, _strict
 
-__all__ = ["vjp", "jvp", "jacobian", "hessian", "vhp", "hvp"]
+__all__ = ["hessian", "hvp", "jacobian", "jvp", "vhp", "vjp"]
 
 _OUTPUTS = "outputs of the user-provided function"
 
@@ -59,7 +60,7 @@ class _Deps:
     """The strict-mode questions for one function, answered from its traced program."""
 
     def __init__(self, fn: Callable[..., Any], xs: Sequence[Any]) -> None:
-        all_outs = lambda *a: fn(*a)[1]  # noqa: E731
+        all_outs = lambda *a: fn(*a)[1]
         self.n = len(xs)
         self.outs = _strict.output_dependencies(all_outs, xs, honor_no_grad=True)
 
@@ -127,7 +128,9 @@ def _v_for_inputs(v: Any, xs: Sequence[Any], is_tuple: bool, fn_name: str) -> li
         return [jnp.ones_like(xs[0])]
     _, vs = _checks.as_tuple(v, "v", fn_name)
     _checks.validate_v(vs, tuple(xs), is_tuple)
-    return [_checks.cast_like(_checks.to_array(e), x.dtype, i) for i, (e, x) in enumerate(zip(vs, xs))]
+    return [
+        _checks.cast_like(_checks.to_array(e), x.dtype, i) for i, (e, x) in enumerate(zip(vs, xs))
+    ]
 
 
 def _split_v(v: Any) -> tuple[list[Any], Any]:
@@ -166,9 +169,7 @@ def vjp(
     return _cache.call(func, _vjp_program, static, (xs, v_arrays))
 
 
-def _cotangents_for_outputs(
-    v: Any, outs: Sequence[Any], is_out_tuple: bool
-) -> list[Any]:
+def _cotangents_for_outputs(v: Any, outs: Sequence[Any], is_out_tuple: bool) -> list[Any]:
     """``v`` checked against the outputs and cast; one cotangent per *inexact* output."""
     if v is None:
         vs = _v_none_scalar_output(outs)
@@ -189,7 +190,7 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[An
     v = None if v_desc is None else _core.merge_arrays(v_desc, v_arrays)
     seen: dict[str, Any] = {}
     fn = _call_outputs(func, "vjp", seen)
-    diff_outs, pullback, outs = _core.reverse(fn, xs)
+    _diff_outs, pullback, outs = _core.reverse(fn, xs)
     deps = _Deps(fn, xs) if strict else None
     if deps:
         deps.check_outputs()
@@ -199,9 +200,7 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[An
         for j in deps.unused_inputs():
             raise _independent_input(j)
         if create_graph:
-            _check_results_depend_on_inputs(
-                lambda *a: _core.pull(_core.reverse(fn, a)[1], cts), xs
-            )
+            _check_results_depend_on_inputs(lambda *a: _core.pull(_core.reverse(fn, a)[1], cts), xs)
     return _finish((_post(outs, seen["is_tuple"]), _post(res, is_tuple)), create_graph)
 
 
@@ -288,7 +287,7 @@ def _forward_mode_errors(create_graph: bool, strict: bool) -> None:
         )
     if strict:
         raise RuntimeError(
-            "torch.autograd.functional.jacobian: `strict=True` and `strategy=\"forward-mode\"` "
+            'torch.autograd.functional.jacobian: `strict=True` and `strategy="forward-mode"` '
             "are not supported together (yet). Please either set `strict=False` or "
             '`strategy="reverse-mode"`.'
         )
@@ -371,7 +370,7 @@ def _jacobian_program(func: Callable[..., Any], static: Any, xs: list[Any]) -> A
             rows = tuple(r[0] for r in rows)
         return _finish(rows if seen["is_tuple"] else rows[0], create_graph)
     fn = _call_outputs(func, "jacobian", seen)
-    diff_outs, pullback, outs = _core.reverse(fn, xs)
+    _diff_outs, pullback, outs = _core.reverse(fn, xs)
     deps = _Deps(fn, xs) if strict else None
     if deps:
         deps.check_outputs()
@@ -426,7 +425,7 @@ def _check_jacobian_blocks(
     n = len(xs)
     cg_deps = None
     if create_graph:
-        flat_blocks = lambda *a: [b for row in rows_at(*a) for b in row]  # noqa: E731
+        flat_blocks = lambda *a: [b for row in rows_at(*a) for b in row]
         cg_deps = _strict.output_dependencies(flat_blocks, xs, honor_no_grad=True)
     for i, (row, d) in enumerate(zip(jac, deps.outs)):
         if _checks.numel(row[0].shape[: row[0].ndim - xs[0].ndim]) == 0:
@@ -451,7 +450,7 @@ def _scalar_output_fn(
 
     def fn(*xs: Any) -> tuple[list[Any], list[Any]]:
         out = func(*xs)
-        is_tuple, outs = _checks.as_tuple(out, _OUTPUTS, fn_name)
+        is_tuple, _outs = _checks.as_tuple(out, _OUTPUTS, fn_name)
         seen["is_tuple"] = is_tuple
         if is_tuple:
             raise RuntimeError(f"The function given to {fn_name} should return a single Tensor")
