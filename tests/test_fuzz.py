@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, reject
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -136,6 +136,12 @@ def evaluate(node: Node, s: Any, leaves: list[Any], dtype: str) -> Any:
     op = OPS[node.op]
     fn = op.torch if s.name == "torch" else op.jax
     return fn(*(evaluate(a, s, leaves, dtype) for a in node.args), **node.params)
+
+
+#: jaxfunc bugs this file found (each pinned by a test_found_* regression test below): the
+#: generators keep clear of them while they are listed, so the properties keep searching
+#: the rest of the space. Remove an entry once its bug is fixed.
+KNOWN_BUGS = {"jacobian_vectorize_complex_output"}
 
 
 # -- drawing random programs -----------------------------------------------------------------------
@@ -477,9 +483,24 @@ def _scale(plain: Any) -> float:
     return 1.0
 
 
+#: torch 2.13 failures when a Jacobian is built by vmapping over a batch of size 0 (no
+#: output element for reverse mode, no input element for forward mode): torch bugs, not
+#: semantics, so such examples are dropped rather than compared.
+TORCH_EMPTY_BATCH_ERRORS = (
+    "stack expects a non-empty TensorList",
+    "index 0 is out of bounds for dimension 0 with size 0",
+    "select(): index 0 out of range for tensor of size [0]",
+    "does not support vmap over dims of size 0",
+    # forward-over-reverse through a matmul over an empty dimension
+    "Trying to set a forward gradient that has a different size than that of the original",
+)
+
+
 def check(body: Callable[[Any], Any], dtype: str, may_raise: bool = False) -> None:
     """torch vs jaxfunc eager vs jaxfunc compiled: same values, structure, dtypes, errors."""
-    want = outcome(body, TorchSide(dtype if dtype != "complex128" else "float64"))
+    want = outcome(body, TorchSide())
+    if isinstance(want, Raised) and any(m in want.message for m in TORCH_EMPTY_BATCH_ERRORS):
+        reject()
     if not may_raise:
         assert not isinstance(want, Raised), f"the fuzzer built an invalid case: torch raised {want}"
     rtol, atol = TOL[dtype]
@@ -546,7 +567,10 @@ def func_jvp_cases(draw: Any) -> tuple:
     n_leaves = sum(map(count_leaves, specs))
     extra = [draw_array(draw, draw(shapes), p.dtype) for _ in range(n_leaves - len(p.ctx.inputs))]
     all_leaves = p.ctx.inputs + extra
-    tangents = [draw_like(draw, x.shape, p.dtype) for x in all_leaves]
+    # same-dtype tangents only: torch does not cast a float32 tangent for a float64 primal,
+    # it carries it through linear and view ops (identity, a[:], a + 0 give a float32
+    # tangent, sin gives float64), a torch quirk jaxfunc does not copy (it always casts)
+    tangents = [draw_like(draw, x.shape, p.dtype, allow_cast=False) for x in all_leaves]
     has_aux = draw(st.booleans())
     strict = draw(st.integers(0, 3)) == 0
     return p, specs, extra, tangents, has_aux, strict
@@ -633,16 +657,22 @@ def test_func_grad(case: tuple) -> None:
 def jacobian_cases(draw: Any) -> tuple:
     which = draw(st.sampled_from(["jacrev", "jacfwd", "AF.jacobian"]))
     if which == "AF.jacobian":
-        p = draw(problems(out_kinds=("array", "tuple"), real_output=draw(st.booleans())))
-        in_tuple = len(p.ctx.inputs) > 1 or draw(st.booleans())
         opts = {"vectorize": draw(st.booleans()), "create_graph": draw(st.booleans())}
         if opts["vectorize"] and draw(st.booleans()):
             opts["strategy"] = "forward-mode"
             opts["create_graph"] = False
+        complex_out = draw(st.booleans())
+        if "jacobian_vectorize_complex_output" in KNOWN_BUGS and opts == {"vectorize": True, "create_graph": opts["create_graph"]}:
+            complex_out = False
+        p = draw(problems(out_kinds=("array", "tuple"), real_output=not complex_out))
+        in_tuple = len(p.ctx.inputs) > 1 or draw(st.booleans())
         return p, which, in_tuple, opts
     p = draw(problems())
     n = len(p.ctx.inputs)
-    argnums = draw(st.integers(-n, n - 1)) if draw(st.booleans()) else tuple(draw(st.permutations(range(n))))
+    # torch 2.13's jacfwd gives a zero Jacobian for a negative argnum (a torch bug that
+    # jaxfunc does not copy), so jacfwd only gets non-negative ones
+    low = -n if which == "jacrev" else 0
+    argnums = draw(st.integers(low, n - 1)) if draw(st.booleans()) else tuple(draw(st.permutations(range(n))))
     return p, which, argnums, {}
 
 
@@ -656,15 +686,17 @@ def test_jacobians(case: tuple) -> None:
             return s.AF.jacobian(p.flat_fn(s), tuple(xs) if arg else xs[0], **opts)
         return getattr(s.TF, which)(p.flat_fn(s), argnums=arg)(*xs)
 
-    # complex: jacrev/jacfwd raise; AF.jacobian raises for complex outputs; empty inputs
-    # make torch's reverse-mode AF.jacobian raise (torch.stack of nothing)
-    check(body, p.dtype, may_raise=p.ctx.is_complex or any(x.size == 0 for x in p.ctx.inputs))
+    # complex: jacrev/jacfwd raise, and AF.jacobian does for complex outputs
+    check(body, p.dtype, may_raise=p.ctx.is_complex)
 
 
 @st.composite
 def second_order_cases(draw: Any) -> tuple:
-    p = draw(problems(scalar=True, real_output=True))
     which = draw(st.sampled_from(["hessian", "hvp", "vhp", "func.hessian"]))
+    # complex inputs: torch's AF.hessian is inconsistent (raises for a non-linear function
+    # unless vectorize=True, internal asserts with forward-mode) and TF.hessian rejects them
+    dtypes = ("float64", "float32") + (("complex128",) if which in ("hvp", "vhp") else ())
+    p = draw(problems(dtypes=dtypes, scalar=True, real_output=True))
     in_tuple = len(p.ctx.inputs) > 1 or draw(st.booleans())
     v = None
     if which in ("hvp", "vhp") and draw(st.integers(0, 4)) != 0:
@@ -676,6 +708,7 @@ def second_order_cases(draw: Any) -> tuple:
         opts["vectorize"] = True
         if draw(st.booleans()):
             opts["outer_jacobian_strategy"] = "forward-mode"
+            opts["create_graph"] = False  # torch: NotImplementedError (tests/cases.py has it)
     return p, which, in_tuple, v, opts
 
 
@@ -696,5 +729,4 @@ def test_second_order(case: tuple) -> None:
         return getattr(s.AF, which)(f, inputs, vv, **opts)
 
     may_raise = v is None and which in ("hvp", "vhp")  # v=None needs one 1-element input
-    may_raise |= which == "func.hessian" and p.ctx.is_complex
     check(body, p.dtype, may_raise=may_raise)

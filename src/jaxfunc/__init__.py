@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import autograd as autograd
 from . import func as func
+from . import interop as interop
 from ._cache import clear_cache as clear_cache
 from ._cache import disabled as cache_disabled
 from ._cache import is_enabled as cache_enabled
@@ -28,6 +29,7 @@ __all__ = [
     "clear_cache",
     "enable_grad",
     "func",
+    "interop",
     "no_grad",
     "set_cache_enabled",
 ]

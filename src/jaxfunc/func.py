@@ -283,8 +283,8 @@ def grad(
 
     >>> import jax.numpy as jnp, jaxfunc
     >>> jaxfunc.func.grad(lambda x, y: (x * y).sum(), argnums=(0, 1))(
-    ...     jnp.asarray(2.0), jnp.asarray(3.0))
-    (Array(3., dtype=float32), Array(2., dtype=float32))
+    ...     jnp.ones(2), jnp.arange(2.0))
+    (Array([0., 1.], dtype=float32), Array([1., 1.], dtype=float32))
 
     Differences from torch: error messages mention ``grad_and_value`` as torch's do; an
     integer scalar output gives zero gradients as in torch (``jax.grad`` raises).
