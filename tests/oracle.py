@@ -12,8 +12,9 @@ compared with ``assert_same``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,10 @@ class JaxSide:
     def t(self, data: Any, dtype: str | None = None) -> Any:
         arr = np.asarray(data)
         if dtype is None:
-            dtype = self.float if arr.dtype.kind == "f" else (
-                "complex128" if arr.dtype.kind == "c" else str(arr.dtype)
+            dtype = (
+                self.float
+                if arr.dtype.kind == "f"
+                else ("complex128" if arr.dtype.kind == "c" else str(arr.dtype))
             )
         return jnp.asarray(arr, dtype=dtype)
 
@@ -108,8 +111,10 @@ class TorchSide:
     def t(self, data: Any, dtype: str | None = None) -> Any:
         arr = np.asarray(data)
         if dtype is None:
-            dtype = self.float if arr.dtype.kind == "f" else (
-                "complex128" if arr.dtype.kind == "c" else str(arr.dtype)
+            dtype = (
+                self.float
+                if arr.dtype.kind == "f"
+                else ("complex128" if arr.dtype.kind == "c" else str(arr.dtype))
             )
         return torch.tensor(arr, dtype=self._dtype(dtype))
 
@@ -196,7 +201,7 @@ def outcome(case: Callable[[Any], Any], side: Any) -> Any:
     try:
         with _quiet():
             return _plain(case(side))
-    except Exception as e:  # noqa: BLE001 - the exception *is* the outcome
+    except Exception as e:
         return Raised(type(e).__name__, str(e))
 
 
@@ -223,7 +228,9 @@ def assert_same(
         assert isinstance(got, Raised) and isinstance(want, Raised), (
             f"{path}: torch gave {want!r}, jaxfunc gave {got!r}"
         )
-        assert got.cls == want.cls, f"{path}: exception {got.cls} ({got.message}) != torch {want.cls} ({want.message})"
+        assert got.cls == want.cls, (
+            f"{path}: exception {got.cls} ({got.message}) != torch {want.cls} ({want.message})"
+        )
         if messages:
             assert got.message == want.message, (
                 f"{path}: message differs\n  jaxfunc: {got.message}\n  torch:   {want.message}"

@@ -108,13 +108,13 @@ def _helper_redefined():
     def change():
         global helper
 
-        def helper(x):  # noqa: F811 - a notebook cell re-run
+        def helper(x):
             return x * 7.0
 
     def undo():
         global helper
 
-        def helper(x):  # noqa: F811
+        def helper(x):
             return x * 3.0
 
     return f, change, lambda: 7 * np.ones(3), undo
@@ -508,3 +508,54 @@ def test_grad_python_scalar_arguments_are_static():
     g = grad(f)
     for k in (1.0, 2.0, 1.0, 2.0, 3.0):
         np.testing.assert_allclose(g(X, k), k * np.ones(3))
+
+
+def test_bound_methods_of_many_instances_each_compile_and_die_with_their_instance():
+    models = [Model() for _ in range(3 * _cache.MAX_ENTRIES)]
+    for k, m in enumerate(models):
+        m.cfg["p"] = float(k)
+        for _ in range(3):
+            np.testing.assert_allclose(_grad(m.loss), 2 * k * np.asarray(X))
+    assert all(len(_cache._method_slots[m]) == 1 for m in models)
+    assert not any(slot.uncacheable for m in models for slot in _cache._method_slots[m].values())
+    ref = weakref.ref(models[0])
+    del models, m
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_function_whose_state_changes_at_every_call_stops_being_rebuilt():
+    global SCALE
+
+    def f(x):
+        return jnp.sum(x) * SCALE
+
+    thrash = _cache.stats().get("thrash", 0)
+    builds = _cache.stats().get("build", 0)
+    try:
+        for k in range(40):
+            SCALE = float(k)
+            np.testing.assert_allclose(_grad(f), k * np.ones(3))
+    finally:
+        SCALE = 2.0
+    assert _cache.stats().get("thrash", 0) == thrash + 1
+    assert _cache.stats().get("build", 0) - builds == _cache.THRASH_BUILDS
+
+
+def test_occasional_changes_keep_the_function_compiled():
+    global SCALE
+
+    def f(x):
+        return jnp.sum(x) * SCALE
+
+    try:
+        for k in range(3 * _cache.THRASH_BUILDS):
+            SCALE = float(k)
+            for _ in range(_cache.THRASH_RATIO + 2):
+                np.testing.assert_allclose(_grad(f), k * np.ones(3))
+        assert not _cache._slots[f].uncacheable
+        hits = _cache.stats().get("hit", 0)
+        _grad(f)
+        assert _cache.stats().get("hit", 0) == hits + 1
+    finally:
+        SCALE = 2.0

@@ -107,7 +107,9 @@ def test_check_grads(name):
 
 def test_create_graph_false_is_a_constant():
     # torch: d/dx sum(vjp(x^3, v=1)) = 6x with create_graph=True, nothing without it.
-    with_graph = jax.grad(lambda x: jnp.sum(AF.vjp(lambda a: a**3, x, jnp.ones(3), create_graph=True)[1]))(X)
+    with_graph = jax.grad(
+        lambda x: jnp.sum(AF.vjp(lambda a: a**3, x, jnp.ones(3), create_graph=True)[1])
+    )(X)
     np.testing.assert_allclose(with_graph, 6 * X)
     without = jax.grad(lambda x: jnp.sum(AF.vjp(lambda a: a**3, x, jnp.ones(3))[1]))(X)
     np.testing.assert_allclose(without, jnp.zeros(3))
@@ -180,9 +182,7 @@ def test_vmap_of_vjp_fn_is_the_jacobian():
 
 def test_vjp_fn_accepts_torch_keywords():
     _, vjp_fn = TF.vjp(f, X)
-    np.testing.assert_allclose(
-        vjp_fn(V, retain_graph=True, create_graph=False)[0], vjp_fn(V)[0]
-    )
+    np.testing.assert_allclose(vjp_fn(V, retain_graph=True, create_graph=False)[0], vjp_fn(V)[0])
 
 
 def test_linearize_jvp_fn_is_a_pytree():
@@ -276,7 +276,9 @@ def test_no_grad_everywhere(g):
 
 
 def test_no_grad_under_vmap_and_second_order():
-    np.testing.assert_allclose(jax.vmap(TF.grad(lambda x: jnp.sum(_stopped(x))))(XB), jnp.ones((3, 3)))
+    np.testing.assert_allclose(
+        jax.vmap(TF.grad(lambda x: jnp.sum(_stopped(x))))(XB), jnp.ones((3, 3))
+    )
 
     def g(x):
         with jaxfunc.no_grad():

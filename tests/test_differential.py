@@ -6,7 +6,6 @@ jaxfunc's paths: eager (a function's first call) and compiled (the guarded cache
 """
 
 import pytest
-
 from cases import CASES
 from oracle import HAVE_TORCH, JaxSide, TorchSide, assert_same, outcome
 

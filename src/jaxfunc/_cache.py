@@ -35,7 +35,8 @@ from . import _compat, _guard, _tree
 
 MAX_ENTRIES = 8  # per callable: guard states kept (most recent first)
 MAX_STATICS = 32  # per entry: distinct option/static-argument combinations compiled
-MAX_BUILDS = 32  # per callable: guard rebuilds before it is left to run eagerly
+THRASH_BUILDS = 8  # a callable rebuilt this often, for a quarter or more of its calls ...
+THRASH_RATIO = 4  # ... changes what it reads at nearly every call: it then runs eagerly
 
 #: Run the first call of each new (function, options) eagerly. Tests switch it off to push
 #: every call through the compiled path.
@@ -98,15 +99,20 @@ class _Entry:
 class _Slot:
     """The cache's record for one callable."""
 
-    __slots__ = ("builds", "entries", "uncacheable")
+    __slots__ = ("builds", "calls", "entries", "uncacheable")
 
     def __init__(self) -> None:
         self.entries: list[_Entry] = []
         self.builds = 0
+        self.calls = 0
         self.uncacheable = False
 
 
+# Functions, callable objects, partials: keyed by the object itself. Bound methods (a new
+# object at every attribute access) are keyed by their instance, then by their function,
+# so that each instance has its own entries and dies with them.
 _slots: weakref.WeakKeyDictionary[Any, _Slot] = weakref.WeakKeyDictionary()
+_method_slots: weakref.WeakKeyDictionary[Any, dict[Any, _Slot]] = weakref.WeakKeyDictionary()
 _stats = collections.Counter()
 
 
@@ -115,8 +121,11 @@ def clear_cache(func: Any = None) -> None:
     with _lock:
         if func is None:
             _slots.clear()
+            _method_slots.clear()
+        elif isinstance(func, types.MethodType):
+            _method_slots.get(func.__self__, {}).pop(func.__func__, None)
         else:
-            _slots.pop(_key(func), None)
+            _slots.pop(func, None)
 
 
 def stats() -> dict[str, int]:
@@ -124,12 +133,22 @@ def stats() -> dict[str, int]:
     return dict(_stats)
 
 
-def _key(func: Any) -> Any:
-    # A bound method is a new object at every attribute access: key on the function and
-    # check the instance in the guard.
-    if isinstance(func, types.MethodType):
-        return func.__func__
-    return func
+def _slot_of(func: Any) -> _Slot | None:
+    """The callable's record (created on first use); None if it cannot be held weakly."""
+    try:
+        if isinstance(func, types.MethodType):
+            table = _method_slots.get(func.__self__)
+            if table is None:
+                table = _method_slots[func.__self__] = {}
+            key: Any = func.__func__
+        else:
+            table, key = _slots, func
+        slot = table.get(key)
+        if slot is None:
+            slot = table[key] = _Slot()
+        return slot
+    except TypeError:  # not weak-referenceable, or not hashable
+        return None
 
 
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
@@ -215,28 +234,20 @@ def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
 def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
     """The entry whose guard holds (building one if needed), its hoisted values, and
     whether it was just built. None: the callable cannot be cached."""
-    key = _key(func)
     with _lock:
-        try:
-            slot = _slots.get(key)
-        except TypeError:  # not weak-referenceable / not hashable
+        slot = _slot_of(func)
+        if slot is None or slot.uncacheable:
             return None
-        if slot is None:
-            slot = _Slot()
-            try:
-                _slots[key] = slot
-            except TypeError:
-                return None
-        if slot.uncacheable:
-            return None
+        slot.calls += 1
         for i, entry in enumerate(slot.entries):
             hoisted = entry.plan.guard(func)
             if hoisted is not None:
                 if i:
                     slot.entries.insert(0, slot.entries.pop(i))
                 return entry, hoisted, False
-        if slot.builds >= MAX_BUILDS:
-            slot.uncacheable = True  # its state changes at every call: eager is faster
+        if slot.builds >= THRASH_BUILDS and slot.builds * THRASH_RATIO >= slot.calls:
+            slot.uncacheable = True  # what it reads changes at nearly every call
+            _stats["thrash"] += 1
             return None
         slot.builds += 1
         try:
