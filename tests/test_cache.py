@@ -559,3 +559,32 @@ def test_occasional_changes_keep_the_function_compiled():
         assert _cache.stats().get("hit", 0) == hits + 1
     finally:
         SCALE = 2.0
+
+
+def test_transforms_of_transforms_made_at_each_call_are_cached():
+    """``hessian(f)(x)`` and ``vmap(grad(f))(xs)`` build new wrappers at every call; the
+    cache keys them on ``f`` and the options, so the compiled program is reused."""
+
+    def f(x):
+        return jnp.sum(jnp.sin(x) ** 3)
+
+    xs = jnp.stack([X, 2 * X])
+    for _ in range(2):
+        jaxfunc.func.hessian(f)(X)
+        jaxfunc.func.vmap(jaxfunc.func.grad(f))(xs)
+    traces = _cache.stats().get("trace", 0)
+    for k in range(3):
+        np.testing.assert_allclose(jaxfunc.func.hessian(f)(X + k), jax.hessian(f)(X + k))
+        np.testing.assert_allclose(
+            jaxfunc.func.vmap(jaxfunc.func.grad(f))(xs + k), jax.vmap(jax.grad(f))(xs + k)
+        )
+    assert _cache.stats().get("trace", 0) == traces
+
+
+def test_vectorizing_transforms_compile_from_the_first_call():
+    def f(x):
+        return jnp.sum(jnp.tanh(x) ** 2)
+
+    traces = _cache.stats().get("trace", 0)
+    jaxfunc.func.hessian(f)(X)
+    assert _cache.stats().get("trace", 0) == traces + 1

@@ -38,9 +38,21 @@ MAX_STATICS = 32  # per entry: distinct option/static-argument combinations comp
 THRASH_BUILDS = 8  # a callable rebuilt this often, for a quarter or more of its calls ...
 THRASH_RATIO = 4  # ... changes what it reads at nearly every call: it then runs eagerly
 
-#: Run the first call of each new (function, options) eagerly. Tests switch it off to push
-#: every call through the compiled path.
+#: Run the first call of each new (function, options) eagerly, for the programs that
+#: declare themselves cheap to run eagerly (see :func:`eager_first`). Tests switch it off
+#: to push every call through the compiled path.
 EAGER_FIRST_CALL = True
+_eager_first_programs: set[Callable[..., Any]] = set()
+
+
+def eager_first(program: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a program whose eager run costs about one forward and backward pass (vjp, jvp,
+    grad): a one-off call of a new function then pays no compile. Programs that vectorize
+    or nest derivatives (jacobians, hessians, vmap) run op by op far slower than their
+    compile, and are compiled from the first call."""
+    _eager_first_programs.add(program)
+    return program
+
 
 _lock = threading.RLock()
 _tracing = threading.local()
@@ -108,11 +120,61 @@ class _Slot:
         self.uncacheable = False
 
 
+class _WeakIdTable:
+    """``object -> value`` held weakly and looked up by ``id`` (no hashing of the object,
+    no weak reference made per lookup); an entry goes when its object is collected."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def get(self, obj: Any) -> Any:
+        item = self._items.get(id(obj))
+        if item is not None and item[0]() is obj:
+            return item[1]
+        return None
+
+    def setdefault(self, obj: Any, make: Callable[[], Any]) -> Any:
+        """The value for ``obj``, made by ``make()`` if missing (TypeError: not weakable)."""
+        found = self.get(obj)
+        if found is not None:
+            return found
+        key = id(obj)
+        items = self._items
+
+        def forget(_: Any, key: int = key) -> None:
+            items.pop(key, None)
+
+        value = make()
+        items[key] = (weakref.ref(obj, forget), value)
+        return value
+
+    def pop(self, obj: Any) -> None:
+        if self.get(obj) is not None:
+            del self._items[id(obj)]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __contains__(self, obj: Any) -> bool:
+        return self.get(obj) is not None
+
+    def __getitem__(self, obj: Any) -> Any:
+        found = self.get(obj)
+        if found is None:
+            raise KeyError(obj)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 # Functions, callable objects, partials: keyed by the object itself. Bound methods (a new
 # object at every attribute access) are keyed by their instance, then by their function,
 # so that each instance has its own entries and dies with them.
-_slots: weakref.WeakKeyDictionary[Any, _Slot] = weakref.WeakKeyDictionary()
-_method_slots: weakref.WeakKeyDictionary[Any, dict[Any, _Slot]] = weakref.WeakKeyDictionary()
+_slots = _WeakIdTable()
+_method_slots = _WeakIdTable()
 _stats = collections.Counter()
 
 
@@ -123,9 +185,9 @@ def clear_cache(func: Any = None) -> None:
             _slots.clear()
             _method_slots.clear()
         elif isinstance(func, types.MethodType):
-            _method_slots.get(func.__self__, {}).pop(func.__func__, None)
+            (_method_slots.get(func.__self__) or {}).pop(func.__func__, None)
         else:
-            _slots.pop(func, None)
+            _slots.pop(func)
 
 
 def stats() -> dict[str, int]:
@@ -136,25 +198,62 @@ def stats() -> dict[str, int]:
 def _slot_of(func: Any) -> _Slot | None:
     """The callable's record (created on first use); None if it cannot be held weakly."""
     try:
-        if isinstance(func, types.MethodType):
-            table = _method_slots.get(func.__self__)
-            if table is None:
-                table = _method_slots[func.__self__] = {}
-            key: Any = func.__func__
-        else:
-            table, key = _slots, func
-        slot = table.get(key)
-        if slot is None:
-            slot = table[key] = _Slot()
-        return slot
+        if type(func) is types.MethodType:
+            methods = _method_slots.setdefault(func.__self__, dict)
+            slot = methods.get(func.__func__)
+            if slot is None:
+                slot = methods[func.__func__] = _Slot()
+            return slot
+        return _slots.setdefault(func, _Slot)
     except TypeError:  # not weak-referenceable, or not hashable
         return None
+
+
+# -- jaxfunc's own wrappers (grad(f), jacrev(f), vmap(f), ...) -------------------------------
+
+_wrapper_codes: set[types.CodeType] = set()
+
+
+def register_wrapper(
+    wrapper: Any, func: Any, transform: Callable[..., Any], options: tuple[Any, ...]
+) -> None:
+    """Note that ``wrapper`` is ``transform(func, *options)`` (see :func:`_unwrap`)."""
+    wrapper._jaxfunc_wraps = (func, transform, options)
+    _wrapper_codes.add(wrapper.__code__)
+
+
+def _unwrap(func: Any) -> tuple[Any, tuple[Any, ...]] | None:
+    """``(innermost user function, how to rebuild the wrappers)`` for a jaxfunc wrapper,
+    or None when its options cannot key a compile (unhashable)."""
+    specs = []
+    while type(func) is types.FunctionType and func.__code__ in _wrapper_codes:
+        func, transform, options = func._jaxfunc_wraps  # type: ignore[attr-defined]
+        specs.append((transform, options))
+    specs_t = tuple(specs)
+    try:
+        hash(specs_t)
+    except TypeError:
+        return None
+    return func, specs_t
+
+
+def _rewrapped(func: Any, static: Any, arrays: Any) -> Any:
+    program, specs, inner_static = static
+    for transform, options in reversed(specs):
+        func = transform(func, *options)
+    return program(func, inner_static, arrays)
 
 
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
     if not _enabled or not _compat.at_top_level():
         return program(func, static, arrays)
-    if getattr(func, "jaxfunc_compiled", False):
+    if type(func) is types.FunctionType:
+        if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
+            unwrapped = _unwrap(func)
+            if unwrapped is not None:
+                base, specs = unwrapped
+                return call(base, _rewrapped, (program, specs, static), arrays)
+    elif getattr(func, "jaxfunc_compiled", False):
         # jaxfunc's own callables (vjp_fn, jvp_fn) out of a compiled program are pure
         # pytrees with a stable structure: they ride along as jit arguments.
         _stats["hit"] += 1
@@ -171,7 +270,9 @@ def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arr
         _stats["eager"] += 1
         return program(func, static, arrays)
     if compiled is None:
-        if entry.eager_only or (EAGER_FIRST_CALL and (fresh or not _first_seen(entry, key))):
+        seen_before = _first_seen(entry, key)  # records the key: the next call compiles
+        eager = EAGER_FIRST_CALL and (fresh or not seen_before)
+        if entry.eager_only or (eager and program in _eager_first_programs):
             _stats["eager"] += 1  # a one-off call pays no compile
             return program(func, static, arrays)
         compiled = _compile(entry, func, program, static, key)

@@ -15,15 +15,17 @@ import numpy as np
 
 from . import _tree
 
+_ArrayImpl = type(jnp.zeros(()))
+
 
 def is_tensor(x: Any) -> bool:
     """jaxfunc's 'Tensor': a jax.Array (tracers included) or a numpy ndarray."""
-    return isinstance(x, (jax.Array, np.ndarray))
+    return type(x) is _ArrayImpl or isinstance(x, (jax.Array, np.ndarray))
 
 
 def to_array(x: Any) -> Any:
     """numpy arrays enter as jax arrays; jax arrays and tracers pass through untouched."""
-    return jnp.asarray(x) if isinstance(x, np.ndarray) else x
+    return jnp.asarray(x) if type(x) is np.ndarray else x
 
 
 def dtype_of(x: Any) -> np.dtype:

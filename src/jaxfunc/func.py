@@ -34,15 +34,21 @@ _JVP = "jvp(f, primals, tangents)"
 _GRAD = "grad_and_value(f)(*args)"
 
 
-def _wraps(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``functools.wraps`` that tolerates callables without ``__name__`` (partials, objects)."""
+def _wraps(
+    func: Callable[..., Any], transform: Callable[..., Any], *options: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``functools.wraps`` (tolerating callables without ``__name__``), and a note of how
+    the wrapper was made: ``transform(func, *options)``. With it, the compile cache keys a
+    transform of a transform (``hessian``, ``vmap(grad(f))``, made afresh at each call) on
+    ``func`` and the options, not on the new wrapper object."""
 
     def deco(wrapper: Callable[..., Any]) -> Callable[..., Any]:
         try:
-            return functools.wraps(func)(wrapper)
+            functools.wraps(func)(wrapper)
         except (AttributeError, TypeError):  # pragma: no cover - exotic callables
             wrapper.__wrapped__ = func  # type: ignore[attr-defined]
-            return wrapper
+        _cache.register_wrapper(wrapper, func, transform, options)
+        return wrapper
 
     return deco
 
@@ -89,6 +95,7 @@ def _unflatten_args(structures: tuple[_tree.Structure, ...], flat: Any) -> tuple
     return tuple(out)
 
 
+@_cache.eager_first
 def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tuple[Any, ...]:
     in_structures, has_aux = static
     seen: dict[str, Any] = {}
@@ -221,6 +228,7 @@ def jvp(
     return _cache.call(func, _jvp_program, (struct, strict, has_aux), (flat_p, flat_t))
 
 
+@_cache.eager_first
 def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[Any, ...]:
     struct, strict, has_aux = static
     flat_p, flat_t = arrays
@@ -266,7 +274,7 @@ def grad_and_value(
     """
     _checks.check_callable(func, "grad_and_value")
 
-    @_wraps(func)
+    @_wraps(func, grad_and_value, argnums, has_aux)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return _grad_call(func, argnums, has_aux, args, kwargs, with_value=True)
 
@@ -291,7 +299,7 @@ def grad(
     """
     _checks.check_callable(func, "grad")
 
-    @_wraps(func)
+    @_wraps(func, grad, argnums, has_aux)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return _grad_call(func, argnums, has_aux, args, kwargs, with_value=False)
 
@@ -312,6 +320,7 @@ def _grad_call(
     return _cache.call(func, _grad_program, (desc, argnums, has_aux, with_value), arrays)
 
 
+@_cache.eager_first
 def _grad_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> Any:
     desc, argnums, has_aux, with_value = static
     args, kwargs = _core.merge_arrays(desc, arrays)
@@ -374,7 +383,7 @@ def jacrev(
     if not (chunk_size is None or chunk_size > 0):
         raise ValueError("jacrev: `chunk_size` should be greater than 0.")
 
-    @_wraps(func)
+    @_wraps(func, _jacrev_positional, argnums, has_aux, chunk_size)
     def wrapper(*args: Any) -> Any:
         _checks.check_real("jacrev", args, is_input=True)
         argnums_ = _checks.normalize_argnums(argnums, len(args))
@@ -384,6 +393,10 @@ def jacrev(
         return _cache.call(func, _jacrev_program, static, arrays)
 
     return wrapper
+
+
+def _jacrev_positional(func: Any, argnums: Any, has_aux: bool, chunk_size: Any) -> Any:
+    return jacrev(func, argnums, has_aux=has_aux, chunk_size=chunk_size)
 
 
 def _jac_structure(
@@ -446,7 +459,7 @@ def jacfwd(
     """
     _checks.check_callable(func, "jacfwd")
 
-    @_wraps(func)
+    @_wraps(func, jacfwd, argnums, has_aux, randomness)
     def wrapper(*args: Any) -> Any:
         _check_randomness(randomness)
         _checks.check_real("jacfwd", args, is_input=True)
@@ -598,6 +611,7 @@ def linearize(func: Callable[..., Any], *primals: Any, has_aux: bool = False) ->
     return _cache.call(func, _linearize_program, (struct, has_aux), arrays)
 
 
+@_cache.eager_first
 def _linearize_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tuple[Any, ...]:
     struct, has_aux = static
     seen: dict[str, Any] = {}
@@ -656,7 +670,7 @@ def vmap(
     if not (chunk_size is None or chunk_size > 0):
         raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
 
-    @_wraps(func)
+    @_wraps(func, _vmap_positional, in_dims, out_dims, randomness, chunk_size)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         flat_dims, batch_size = _vmap_check_inputs(func, in_dims, out_dims, args)
         arrays, desc = _core.split_arrays((args, kwargs))
@@ -664,6 +678,10 @@ def vmap(
         return _cache.call(func, _vmap_program, static, arrays)
 
     return wrapper
+
+
+def _vmap_positional(func: Any, in_dims: Any, out_dims: Any, randomness: str, chunk: Any) -> Any:
+    return vmap(func, in_dims, out_dims, randomness, chunk_size=chunk)
 
 
 def _vmap_check_inputs(

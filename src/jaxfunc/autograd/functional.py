@@ -184,6 +184,7 @@ def _cotangents_for_outputs(v: Any, outs: Sequence[Any], is_out_tuple: bool) -> 
     return cts
 
 
+@_cache.eager_first
 def _vjp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[Any, Any]:
     is_tuple, v_desc, create_graph, strict = static
     xs, v_arrays = arrays
@@ -233,6 +234,7 @@ def jvp(
     return _cache.call(func, _jvp_program, (create_graph, strict), (xs, vs))
 
 
+@_cache.eager_first
 def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[Any, Any]:
     create_graph, strict = static
     xs, vs = arrays
