@@ -47,7 +47,8 @@ def _stdout(cell) -> str:
 
 
 def test_the_notebooks_are_there():
-    assert EXPECTED <= set(NOTEBOOKS)
+    missing = EXPECTED - set(NOTEBOOKS)
+    assert not missing, f"missing from notebooks/: {sorted(missing)}"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
