@@ -335,6 +335,14 @@ def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
 def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
     """The entry whose guard holds (building one if needed), its hoisted values, and
     whether it was just built. None: the callable cannot be cached."""
+    if type(func) is not types.MethodType:  # the hot path: no lock, the newest entry holds
+        slot = _slots.get(func)
+        if slot is not None and slot.entries:
+            entry = slot.entries[0]
+            hoisted = entry.plan.guard(func)
+            if hoisted is not None:
+                slot.calls += 1
+                return entry, hoisted, False
     with _lock:
         slot = _slot_of(func)
         if slot is None or slot.uncacheable:

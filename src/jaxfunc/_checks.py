@@ -15,12 +15,12 @@ import numpy as np
 
 from . import _tree
 
-_ArrayImpl = type(jnp.zeros(()))
+ArrayImpl = type(jnp.zeros(()))
 
 
 def is_tensor(x: Any) -> bool:
     """jaxfunc's 'Tensor': a jax.Array (tracers included) or a numpy ndarray."""
-    return type(x) is _ArrayImpl or isinstance(x, (jax.Array, np.ndarray))
+    return type(x) is ArrayImpl or isinstance(x, (jax.Array, np.ndarray))
 
 
 def to_array(x: Any) -> Any:

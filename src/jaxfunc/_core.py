@@ -15,6 +15,7 @@ Every function below takes *flat* functions: ``fn(*arrays) -> (list_of_outputs, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -171,9 +172,18 @@ class VjpMeta:
     ``compiled``: the residuals came out of the compile cache's program, so the backward
     is one compiled call (also under ``jax.vmap``); a vjp made eagerly or inside a user's
     own jit applies its pullback directly (the user's program stays raw JAX).
+    ``pullback_def``: the structure of JAX's pullback, whose leaves (the residuals) the
+    ``VjpFn`` holds, flat, so that a compiled call passes plain arrays.
     """
 
-    __slots__ = ("compiled", "in_structures", "out_avals", "out_structure")
+    __slots__ = (
+        "compiled",
+        "in_structures",
+        "out_avals",
+        "out_structure",
+        "pullback_def",
+        "single_output",
+    )
 
     def __init__(
         self,
@@ -181,16 +191,19 @@ class VjpMeta:
         out_avals: tuple[tuple[tuple[int, ...], Any], ...],
         in_structures: tuple[_tree.Structure, ...],
         compiled: bool,
+        pullback_def: Any,
     ) -> None:
         self.out_structure = out_structure
         self.out_avals = out_avals
         self.in_structures = in_structures
         self.compiled = compiled
+        self.pullback_def = pullback_def
+        self.single_output = out_structure.treedef.num_nodes == 1 and len(out_avals) == 1
 
 
-@jax.jit
-def _apply_compiled(pullback: Any, cotangents: tuple[Any, ...]) -> list[Any]:
-    return pull(pullback, cotangents)
+@functools.partial(jax.jit, static_argnums=0)
+def _apply_compiled(pullback_def: Any, residuals: tuple[Any, ...], cts: tuple[Any, ...]) -> Any:
+    return pull(pullback_def.unflatten(residuals), cts)
 
 
 class VjpFn:
@@ -202,11 +215,16 @@ class VjpFn:
     enclosing JAX transform, and the residuals can be used any number of times).
     """
 
-    __slots__ = ("_meta", "_pullback")
+    __slots__ = ("_meta", "_residuals")
 
-    def __init__(self, pullback: Any, meta: VjpMeta) -> None:
-        self._pullback = pullback
+    def __init__(self, residuals: tuple[Any, ...], meta: VjpMeta) -> None:
+        self._residuals = residuals
         self._meta = meta
+
+    @classmethod
+    def from_pullback(cls, pullback: Any, meta_args: tuple[Any, ...]) -> VjpFn:
+        residuals, pullback_def = jax.tree_util.tree_flatten(pullback)
+        return cls(tuple(residuals), VjpMeta(*meta_args, pullback_def))
 
     @property
     def jaxfunc_compiled(self) -> bool:
@@ -220,13 +238,16 @@ class VjpFn:
         self, cotangents: Any, retain_graph: bool = True, create_graph: bool | None = None
     ) -> tuple[Any, ...]:
         meta = self._meta
-        flat, struct = _tree.flatten_structure(cotangents)
-        if struct.treedef != meta.out_structure.treedef:
-            raise RuntimeError(
-                "Expected pytree structure of cotangents to be the same as pytree structure "
-                f"of outputs to the function. cotangents: {struct.pprint()}, primal output: "
-                f"{meta.out_structure.pprint()}"
-            )
+        if meta.single_output and type(cotangents) is _checks.ArrayImpl:
+            flat = [cotangents]  # the common case, without a pytree walk
+        else:
+            flat, struct = _tree.flatten_structure(cotangents)
+            if struct.treedef != meta.out_structure.treedef:
+                raise RuntimeError(
+                    "Expected pytree structure of cotangents to be the same as pytree "
+                    f"structure of outputs to the function. cotangents: {struct.pprint()}, "
+                    f"primal output: {meta.out_structure.pprint()}"
+                )
         cts = []
         for i, (ct, (shape, dtype)) in enumerate(zip(flat, meta.out_avals)):
             if ct is None:
@@ -235,17 +256,21 @@ class VjpFn:
                 raise TypeError(
                     f"gradients can be either Tensors or None, but got {type(ct).__name__}"
                 )
-            if tuple(ct.shape) != shape:
+            if ct.shape != shape:
                 raise RuntimeError(
                     f"Mismatch in shape: grad_output[{i}] has a shape of "
                     f"{_checks.torch_size(ct.shape)} and output[{i}] has a shape of "
                     f"{_checks.torch_size(shape)}."
                 )
-            cts.append(_checks.cast_like(_checks.to_array(ct), dtype, i))
+            cts.append(
+                ct if ct.dtype == dtype else _checks.cast_like(_checks.to_array(ct), dtype, i)
+            )
         if meta.compiled:  # residuals from a cached program: one compiled backward for all
-            flat_in = _apply_compiled(self._pullback, tuple(cts))
+            flat_in = _apply_compiled(meta.pullback_def, self._residuals, tuple(cts))
         else:
-            flat_in = pull(self._pullback, cts)
+            flat_in = pull(meta.pullback_def.unflatten(self._residuals), cts)
+        if len(meta.in_structures) == 1 and meta.in_structures[0] is _tree.LEAF:
+            return (flat_in[0],)
         result, start = [], 0
         for s in meta.in_structures:
             result.append(s.unflatten(flat_in[start : start + s.num_leaves]))
@@ -267,8 +292,8 @@ def _implicit_ones(shape: tuple[int, ...], dtype: Any) -> Any:
 
 jax.tree_util.register_pytree_node(
     VjpFn,
-    lambda f: ((f._pullback,), f._meta),
-    lambda meta, children: VjpFn(children[0], meta),
+    lambda f: (f._residuals, f._meta),
+    lambda meta, residuals: VjpFn(tuple(residuals), meta),
 )
 
 
@@ -285,7 +310,7 @@ class _ArraySlot:
 ARRAY = _ArraySlot()
 
 
-_ONE_ARRAY = (_tree.Structure(jax.tree_util.tree_structure(0), None), (ARRAY,))
+_ONE_ARRAY = (_tree.LEAF, (ARRAY,))
 
 
 def split_arrays(tree: Any) -> tuple[list[Any], tuple[_tree.Structure, tuple[Any, ...]]]:

@@ -12,6 +12,7 @@ import collections
 from typing import Any
 
 import jax
+import jax.numpy
 
 _is_none = lambda x: x is None
 
@@ -148,8 +149,15 @@ class _Star:
 
 def flatten_structure(tree: Any) -> tuple[list[Any], Structure]:
     """Leaves (``None`` is a leaf) and a :class:`Structure` that rebuilds ``tree`` exactly."""
+    if type(tree) is _ArrayImpl:
+        return [tree], LEAF
     flat, treedef = flatten(tree)
     return flat, Structure(treedef, _dict_orders(tree))
+
+
+_ArrayImpl = type(jax.numpy.zeros(()))
+#: The structure of a single array (shared, so it can be recognised by identity).
+LEAF = Structure(jax.tree_util.tree_structure(0), None)
 
 
 # -- dicts that keep their order through jax.jit ------------------------------------------

@@ -80,6 +80,9 @@ def vjp(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple
     ``jax.vmap``); numpy arrays are accepted as primals.
     """
     _checks.check_callable(func, "vjp")
+    if all(type(p) is _checks.ArrayImpl and _checks.is_inexact(p) for p in primals):
+        static = ((_tree.LEAF,) * len(primals), has_aux)  # the common case: arrays
+        return _cache.call(func, _vjp_program, static, list(primals))
     _checks.check_primal_leaves(primals)
     flats = [_tree.flatten_structure(p) for p in primals]
     arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
@@ -119,13 +122,11 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
         return [_checks.to_array(o) for o in flat_out], aux
 
     out, pullback, aux = _core.reverse(fn, arrays)
-    meta = _core.VjpMeta(
-        seen["out"],
-        tuple((tuple(o.shape), o.dtype) for o in out),
-        in_structures,
-        compiled=_cache.tracing(),
+    out_avals = tuple((tuple(o.shape), o.dtype) for o in out)
+    vjp_fn = _core.VjpFn.from_pullback(
+        pullback, (seen["out"], out_avals, in_structures, _cache.tracing())
     )
-    result = (seen["out"].unflatten(out), _core.VjpFn(pullback, meta))
+    result = (seen["out"].unflatten(out), vjp_fn)
     if has_aux:
         result += (seen["aux"].unflatten(aux),)
     return result
