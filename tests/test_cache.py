@@ -268,6 +268,37 @@ def _bound_method_state():
     return model.loss, change, lambda: 3 * 2 * np.asarray(X), lambda: None
 
 
+class Scaled:
+    factor = 2.0  # a class attribute, read through the instance
+
+    def __init__(self):
+        self.inner = types.SimpleNamespace(offset=1.0)  # a nested object
+
+    def __call__(self, x):
+        return jnp.sum(x) * self.factor + jnp.sum(x) * self.inner.offset
+
+
+def _class_attribute():
+    obj = Scaled()
+
+    def change():
+        Scaled.factor = 5.0
+
+    def undo():
+        Scaled.factor = 2.0
+
+    return obj, change, lambda: 6 * np.ones(3), undo
+
+
+def _nested_attribute():
+    obj = Scaled()
+
+    def change():
+        obj.inner.offset = 4.0
+
+    return obj, change, lambda: 6 * np.ones(3), lambda: None
+
+
 SCENARIOS = {
     "global jax array reassigned": _global_array,
     "global scalar reassigned": _global_scalar,
@@ -284,6 +315,8 @@ SCENARIOS = {
     "callable object's dict item": _object_dict_item,
     "class __call__ redefined": _class_method_redefined,
     "bound method's instance state": _bound_method_state,
+    "class attribute read through self": _class_attribute,
+    "nested object attribute": _nested_attribute,
 }
 
 

@@ -222,9 +222,17 @@ class VjpFn:
         self._meta = meta
 
     @classmethod
-    def from_pullback(cls, pullback: Any, meta_args: tuple[Any, ...]) -> VjpFn:
+    def from_pullback(
+        cls,
+        pullback: Any,
+        out_structure: _tree.Structure,
+        out_avals: tuple[tuple[tuple[int, ...], Any], ...],
+        in_structures: tuple[_tree.Structure, ...],
+        compiled: bool,
+    ) -> VjpFn:
         residuals, pullback_def = jax.tree_util.tree_flatten(pullback)
-        return cls(tuple(residuals), VjpMeta(*meta_args, pullback_def))
+        meta = VjpMeta(out_structure, out_avals, in_structures, compiled, pullback_def)
+        return cls(tuple(residuals), meta)
 
     @property
     def jaxfunc_compiled(self) -> bool:

@@ -2,10 +2,10 @@
 
 A compiled program bakes in everything the function read while it was traced: the values
 of globals, closure cells, defaults, attributes, the helpers it called. ``build(root)``
-walks the callable the way Python will run it (its bytecode's global names, closure
-cells and attribute chains, recursively through user-defined helpers) and generates one
-Python function, ``guard(root)``, that re-reads each of those places and compares it with
-what was seen:
+walks the callable the way Python will run it (its closure cells, the globals its code
+names, the attributes its code names on user modules, classes and objects, recursively
+through user-defined helpers) and generates one Python function, ``guard(root)``, that
+re-reads each of those places and compares it with what was seen:
 
 =====================================  =============================================
 value                                  checked by
@@ -33,7 +33,6 @@ items, which are compared by identity and length only.
 
 from __future__ import annotations
 
-import dis
 import functools
 import itertools
 import types
@@ -79,56 +78,24 @@ def _is_user_function(obj: Any) -> TypeGuard[types.FunctionType]:
     return isinstance(obj, types.FunctionType) and not is_library(obj)
 
 
-# -- bytecode: which globals and attribute chains a code object reads --------------------------
+# -- which names a code object reads -------------------------------------------------------------
 
-_LOAD_ATTR = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
-_code_facts: weakref.WeakKeyDictionary[types.CodeType, tuple] = weakref.WeakKeyDictionary()
+_code_names: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _code_facts_of(
-    code: types.CodeType,
-) -> tuple[tuple[str, ...], tuple[tuple[str, str, tuple[str, ...]], ...]]:
-    """(global names loaded, attribute chains) of ``code`` and its nested code objects.
+def _names_of(code: types.CodeType) -> tuple[str, ...]:
+    """Every global and attribute name ``code`` (or a function nested in it) can read.
 
-    A chain is ``(root kind, root name, attribute names)`` with kind ``global``, ``deref``
-    or ``fast``; nested functions' free variables resolve to this code's cells, so chains
-    from nested code objects rooted at ``deref`` are kept only for this code's own cells.
+    ``co_names`` holds both kinds; relying on it rather than on bytecode patterns keeps the
+    guard right across Python versions (3.13 fuses loads into new instructions).
     """
-    cached = _code_facts.get(code)
-    if cached is not None:
-        return cached
-    globals_: dict[str, None] = {}
-    chains: dict[tuple[str, str, tuple[str, ...]], None] = {}
-    for c in _walk_code(code):
-        instrs = list(dis.get_instructions(c))
-        for i, ins in enumerate(instrs):
-            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-                root: tuple[str, str] | None = ("global", ins.argval)
-                globals_[ins.argval] = None
-            elif ins.opname in ("LOAD_DEREF", "LOAD_CLOSURE") and c is code:
-                root = ("deref", ins.argval)
-            elif (
-                ins.opname == "LOAD_FAST"
-                and c is code
-                and code.co_argcount
-                and ins.argval == code.co_varnames[0]
-            ):
-                root = ("fast", ins.argval)
-            else:
-                continue
-            attrs: list[str] = []
-            for nxt in instrs[i + 1 :]:
-                if nxt.opname in _LOAD_ATTR:
-                    attrs.append(nxt.argval)
-                elif nxt.opname in ("CACHE", "EXTENDED_ARG", "NOP"):
-                    continue
-                else:
-                    break
-            if attrs:
-                chains[(root[0], root[1], tuple(attrs))] = None
-    facts = (tuple(globals_), tuple(chains))
-    _code_facts[code] = facts
-    return facts
+    names = _code_names.get(code)
+    if names is None:
+        names = tuple(sorted({n for c in _walk_code(code) for n in c.co_names}))
+        _code_names[code] = names
+    return names
 
 
 def _walk_code(code: types.CodeType) -> Any:
@@ -156,6 +123,7 @@ class _Builder:
         self.functions: list[str] = []  # variables holding the rebindable functions
         self.checks = 0
         self.stack: list[int] = []
+        self.attr_seen: set[int] = set()
 
     def var(self, expr: str) -> str:
         name = f"v{next(self.counter)}"
@@ -315,58 +283,61 @@ class _Builder:
             self.fail_unless(f"{v}.__kwdefaults__ is None")
         else:
             self.value(self.var(f"{v}.__kwdefaults__"), dict(kw))
-        cells: dict[str, str] = {}
-        for i, (name, cell) in enumerate(zip(code.co_freevars, fn.__closure__ or ())):
+        names = _names_of(code)
+        for i, cell in enumerate(fn.__closure__ or ()):
             try:
                 content = cell.cell_contents
             except ValueError:  # an empty cell: read before assignment raises at call time
                 continue
             cv = self.var(f"{v}.__closure__[{i}].cell_contents")
-            cells[name] = cv
             self.value(cv, content, index, ("cell", i) if index is not None else None)
+            self.attributes(cv, content, names)
         g = self.var(f"{v}.__globals__")
-        names, chains = _code_facts_of(code)
         for name in names:
             if name in fn.__globals__:
                 gv = self.var(f"{g}[{self.const(name)}]")
                 slot = ("global", name) if index is not None else None
                 self.value(gv, fn.__globals__[name], index, slot)
-            else:  # a builtin (or not defined yet): stays so only while no global shadows it
+                self.attributes(gv, fn.__globals__[name], names)
+            else:  # a builtin or an attribute name: stays so while no global shadows it
                 self.fail_unless(f"{self.const(name)} not in {g}")
-        for kind, root_name, attrs in chains:
-            if kind == "global":
-                if root_name not in fn.__globals__:
-                    continue
-                root_obj, root_expr = fn.__globals__[root_name], f"{g}[{self.const(root_name)}]"
-            elif kind == "deref":
-                if root_name not in cells:
-                    continue
-                i = code.co_freevars.index(root_name)
-                root_obj = fn.__closure__[i].cell_contents  # type: ignore[index]
-                root_expr = cells[root_name]
-            else:
-                if self_var is None:
-                    continue
-                root_obj, root_expr = self_obj, self_var
-            self.chain(root_expr, root_obj, attrs)
+        if self_var is not None:
+            self.attributes(self_var, self_obj, names)
         self.stack.pop()
 
-    def chain(self, expr: str, obj: Any, attrs: tuple[str, ...]) -> None:
-        """Guard ``obj.a.b...`` where the code reads it, unless ``obj`` is library code."""
-        for attr in attrs:
-            if is_library(obj) or not _has_user_state(obj):
+    def attributes(self, v: str, obj: Any, names: tuple[str, ...], depth: int = 0) -> None:
+        """Guard the attributes of a user module, class or object that the code may read:
+        those named anywhere in its code (``co_names``), found in the object's own or its
+        class's dictionary (properties and other descriptors are left alone)."""
+        if depth > 2:
+            return
+        if isinstance(obj, (types.ModuleType, type)):
+            if is_library(obj):  # library code does not change under us
                 return
-            try:
-                nxt = getattr(obj, attr)
-            except Exception:
-                return
-            v = self.var(f"{expr}.{attr}")
-            self.value(v, nxt)
-            expr, obj = v, nxt
+        elif not hasattr(obj, "__dict__") or (callable(obj) and is_library(obj)):
+            return  # instances with attributes are data, wherever their class comes from
+        if id(obj) in self.attr_seen:
+            return
+        self.attr_seen.add(id(obj))
+        own = vars(obj)
+        cls = {} if isinstance(obj, (types.ModuleType, type)) else vars(type(obj))
+        for name in names:
+            if name in own:
+                value = own[name]
+            elif name in cls and _plain_class_attribute(cls[name]):
+                value = getattr(obj, name)
+            else:
+                continue
+            av = self.var(f"{v}.{name}")
+            self.value(av, value)
+            self.attributes(av, value, names, depth + 1)
 
 
-def _has_user_state(obj: Any) -> bool:
-    return isinstance(obj, (types.ModuleType, type)) or hasattr(obj, "__dict__")
+def _plain_class_attribute(value: Any) -> bool:
+    """A class attribute reading it through an instance gives back as is (or as a method)."""
+    if isinstance(value, types.FunctionType):
+        return True
+    return not any(hasattr(type(value), m) for m in ("__get__", "__set__", "__delete__"))
 
 
 def _same_float(a: Any, b: Any) -> bool:

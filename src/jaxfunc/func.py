@@ -129,7 +129,7 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
     out, pullback, aux = _core.reverse(fn, arrays)
     out_avals = tuple((tuple(o.shape), o.dtype) for o in out)
     vjp_fn = _core.VjpFn.from_pullback(
-        pullback, (seen["out"], out_avals, in_structures, _cache.tracing())
+        pullback, seen["out"], out_avals, in_structures, _cache.tracing()
     )
     result = (seen["out"].unflatten(out), vjp_fn)
     if has_aux:
