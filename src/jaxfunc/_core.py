@@ -113,14 +113,12 @@ def basis(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]) -> list[Any]
 
 
 def chunked_vmap(fn: Callable[..., Any], batched: Sequence[Any], chunk_size: int | None) -> Any:
-    """``vmap(fn)(*batched)`` in chunks of at most ``chunk_size`` rows (bounds memory)."""
+    """``vmap(fn)(*batched)``, ``chunk_size`` rows at a time: a sequential loop over chunks
+    (``lax.map``), so at most one chunk's intermediates are alive at once."""
     total = jnp.shape(batched[0])[0]
     if chunk_size is None or chunk_size >= total:
         return jax.vmap(fn)(*batched)
-    parts = []
-    for start in range(0, total, chunk_size):
-        parts.append(jax.vmap(fn)(*[b[start : start + chunk_size] for b in batched]))
-    return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=0), *parts)
+    return jax.lax.map(lambda rows: fn(*rows), tuple(batched), batch_size=chunk_size)
 
 
 def jacobian_reverse(
