@@ -1106,3 +1106,39 @@ add(
     "AF.vhp complex input",
     lambda s: s.AF.vhp(lambda z: s.sum(s.real(z * s.conj(z))), s.t([1 + 2j]), s.t([1 + 0j])),
 )
+
+S = "dict key order"
+add(
+    S,
+    "jacrev unsorted dict in and out",
+    lambda s: s.TF.jacrev(lambda d: {"z": d["a"] * 2, "a": s.sin(d["b"])})(
+        {"b": x3(s), "a": y3(s)}
+    ),
+)
+add(
+    S,
+    "jacfwd unsorted dict in and out",
+    lambda s: s.TF.jacfwd(lambda d: {"z": d["a"] * 2, "a": s.sin(d["b"])})(
+        {"b": x3(s), "a": y3(s)}
+    ),
+)
+add(
+    S,
+    "hessian unsorted dict input",
+    lambda s: s.TF.hessian(lambda d: s.sum(d["b"] ** 2 * d["a"]))({"b": x3(s), "a": y3(s)}),
+)
+add(
+    S,
+    "grad has_aux unsorted dict aux",
+    lambda s: s.TF.grad(lambda a: (s.sum(a), {"z": a, "a": a * 2}), has_aux=True)(x3(s)),
+)
+add(
+    S,
+    "grad_and_value unsorted dict argument",
+    lambda s: s.TF.grad_and_value(lambda d: s.sum(d["z"] * d["a"]))({"z": x3(s), "a": y3(s)}),
+)
+add(
+    S,
+    "vmap unsorted dict output",
+    lambda s: s.TF.vmap(lambda a: {"z": a, "a": s.sum(a)})(s.ones(2, 3)),
+)

@@ -9,7 +9,13 @@ stale value then: the scenarios really exercise the compiled path.
 
 from __future__ import annotations
 
+import builtins
+import collections
+import dataclasses
+import functools
 import gc
+import math
+import threading
 import types
 import weakref
 
@@ -299,6 +305,287 @@ def _nested_attribute():
     return obj, change, lambda: 6 * np.ones(3), lambda: None
 
 
+class Net:  # the nn.Module pattern: __call__ delegates to a method reading self's state
+    def __init__(self):
+        self.w = 2.0
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        return jnp.sum(x) * self.w
+
+
+def _module_pattern():
+    net = Net()
+
+    def change():
+        net.w = 5.0
+
+    return net, change, lambda: 5 * np.ones(3), lambda: None
+
+
+LAYERS = [types.SimpleNamespace(w=2.0)]
+
+
+def _object_in_global_list():
+    def f(x):
+        return jnp.sum(x) * LAYERS[0].w
+
+    def change():
+        LAYERS[0].w = 3.0
+
+    def undo():
+        LAYERS[0].w = 2.0
+
+    return f, change, lambda: 3 * np.ones(3), undo
+
+
+def _object_as_default():
+    holder = types.SimpleNamespace(k=2.0)
+
+    def f(x, m=holder):
+        return jnp.sum(x) * m.k
+
+    def change():
+        holder.k = 7.0
+
+    return f, change, lambda: 7 * np.ones(3), lambda: None
+
+
+class WithProperty:
+    def __init__(self):
+        self._scale = 2.0
+
+    @property
+    def scale(self):
+        return self._scale
+
+    def __call__(self, x):
+        return jnp.sum(x) * self.scale
+
+
+def _property_state():
+    obj = WithProperty()
+
+    def change():
+        obj._scale = 4.0
+
+    return obj, change, lambda: 4 * np.ones(3), lambda: None
+
+
+class Base:
+    k = 2.0
+
+
+class Derived(Base):
+    def __call__(self, x):
+        return jnp.sum(x) * self.k
+
+
+def _inherited_class_attribute():
+    obj = Derived()
+
+    def change():
+        Base.k = 9.0
+
+    def undo():
+        Base.k = 2.0
+
+    return obj, change, lambda: 9 * np.ones(3), undo
+
+
+class Slotted:
+    __slots__ = ("__weakref__", "k")  # no __dict__: the state lives in slots
+
+    def __init__(self):
+        self.k = 2.0
+
+    def __call__(self, x):
+        return jnp.sum(x) * self.k
+
+
+@dataclasses.dataclass(slots=True)
+class SlottedUnweakable:  # cannot be held weakly: the cache runs it uncompiled
+    k: float = 2.0
+
+    def __call__(self, x):
+        return jnp.sum(x) * self.k
+
+
+def _slots_dataclass():
+    obj = Slotted()
+
+    def change():
+        obj.k = 6.0
+
+    return obj, change, lambda: 6 * np.ones(3), lambda: None
+
+
+DEEP = types.SimpleNamespace(
+    a=types.SimpleNamespace(b=types.SimpleNamespace(c=types.SimpleNamespace(d=2.0)))
+)
+
+
+def _four_levels_deep():
+    def f(x):
+        return jnp.sum(x) * DEEP.a.b.c.d
+
+    def change():
+        DEEP.a.b.c.d = 3.0
+
+    def undo():
+        DEEP.a.b.c.d = 2.0
+
+    return f, change, lambda: 3 * np.ones(3), undo
+
+
+def _partial_of_object():
+    cfg = types.SimpleNamespace(k=2.0)
+
+    def base(c, x):
+        return jnp.sum(x) * c.k
+
+    def change():
+        cfg.k = 4.0
+
+    return functools.partial(base, cfg), change, lambda: 4 * np.ones(3), lambda: None
+
+
+class WithStatic:
+    @staticmethod
+    def k():
+        return 2.0
+
+    def __call__(self, x):
+        return jnp.sum(x) * self.k()
+
+
+def _staticmethod_replaced():
+    obj = WithStatic()
+
+    def change():
+        WithStatic.k = staticmethod(lambda: 8.0)
+
+    def undo():
+        WithStatic.k = staticmethod(lambda: 2.0)
+
+    return obj, change, lambda: 8 * np.ones(3), undo
+
+
+S_CUSTOM = 2.0
+
+
+@jax.custom_jvp
+def _cj(x):
+    return x * S_CUSTOM
+
+
+@_cj.defjvp
+def _cj_jvp(primals, tangents):
+    return _cj(primals[0]), tangents[0] * S_CUSTOM
+
+
+def _custom_jvp_helper():
+    def f(x):
+        return jnp.sum(_cj(x))
+
+    def change():
+        global S_CUSTOM
+        S_CUSTOM = 5.0
+
+    def undo():
+        global S_CUSTOM
+        S_CUSTOM = 2.0
+
+    return f, change, lambda: 5 * np.ones(3), undo
+
+
+S_NOGRAD = 2.0
+
+
+@jaxfunc.no_grad
+def _constant_offset(x):
+    return x * S_NOGRAD
+
+
+def _bare_no_grad_helper():
+    def f(x):
+        return jnp.sum(x * S_NOGRAD + _constant_offset(x))
+
+    def change():
+        global S_NOGRAD
+        S_NOGRAD = 3.0
+
+    def undo():
+        global S_NOGRAD
+        S_NOGRAD = 2.0
+
+    return f, change, lambda: 3 * np.ones(3), undo
+
+
+ODICT = collections.OrderedDict(p=2.0)
+DDICT = collections.defaultdict(float, p=2.0)
+TKEYS = {("a", 1): 2.0}
+FLAGS = {"scale"}
+
+
+def _container_kinds():
+    def f(x):
+        return (
+            jnp.sum(x)
+            * ODICT["p"]
+            * DDICT["p"]
+            * TKEYS[("a", 1)]
+            * (2.0 if "scale" in FLAGS else 1.0)
+        )
+
+    def change():
+        ODICT["p"] = 3.0
+        DDICT["p"] = 5.0
+        TKEYS[("a", 1)] = 7.0
+        FLAGS.clear()
+
+    def undo():
+        ODICT["p"], DDICT["p"], TKEYS[("a", 1)] = 2.0, 2.0, 2.0
+        FLAGS.add("scale")
+
+    return f, change, lambda: 105 * np.ones(3), undo
+
+
+ZERO = 0.0
+
+
+def _negative_zero():
+    def f(x):
+        return jnp.sum(x) * math.copysign(2.0, ZERO)
+
+    def change():
+        global ZERO
+        ZERO = -0.0
+
+    def undo():
+        global ZERO
+        ZERO = 0.0
+
+    return f, change, lambda: -2 * np.ones(3), undo
+
+
+def _builtin_patched():
+    def f(x):
+        return jnp.sum(x) * abs(-2.0)
+
+    original = builtins.abs
+
+    def change():
+        builtins.abs = lambda v: 3.0
+
+    def undo():
+        builtins.abs = original
+
+    return f, change, lambda: 3 * np.ones(3), undo
+
+
 SCENARIOS = {
     "global jax array reassigned": _global_array,
     "global scalar reassigned": _global_scalar,
@@ -317,6 +604,20 @@ SCENARIOS = {
     "bound method's instance state": _bound_method_state,
     "class attribute read through self": _class_attribute,
     "nested object attribute": _nested_attribute,
+    "nn.Module pattern: a method reads self's state": _module_pattern,
+    "attribute of an object in a global list": _object_in_global_list,
+    "object used as a default": _object_as_default,
+    "state read by a property": _property_state,
+    "class attribute inherited from a base class": _inherited_class_attribute,
+    "object with __slots__": _slots_dataclass,
+    "attribute four levels deep": _four_levels_deep,
+    "functools.partial over an object": _partial_of_object,
+    "staticmethod replaced on the class": _staticmethod_replaced,
+    "custom_jvp helper's global": _custom_jvp_helper,
+    "bare @no_grad helper's global": _bare_no_grad_helper,
+    "OrderedDict, defaultdict, tuple-keyed dict, set": _container_kinds,
+    "-0.0 is not 0.0": _negative_zero,
+    "a builtin patched": _builtin_patched,
 }
 
 
@@ -621,3 +922,136 @@ def test_vectorizing_transforms_compile_from_the_first_call():
     traces = _cache.stats().get("trace", 0)
     jaxfunc.func.hessian(f)(X)
     assert _cache.stats().get("trace", 0) == traces + 1
+
+
+def test_callables_that_cannot_be_held_weakly_run_uncompiled_and_correct():
+    obj = SlottedUnweakable()
+    for k in (2.0, 3.0):
+        obj.k = k
+        for _ in range(3):
+            np.testing.assert_allclose(_grad(obj), k * np.ones(3))
+
+
+def test_mutable_non_array_arguments_are_never_keyed_on():
+    class Cfg:
+        scale = 2.0
+
+    cfg = Cfg()
+    g = grad(lambda x, c: jnp.sum(x) * c.scale)
+    for _ in range(3):
+        np.testing.assert_allclose(g(X, cfg), 2 * np.ones(3))
+    cfg.scale = 5.0
+    np.testing.assert_allclose(g(X, cfg), 5 * np.ones(3))
+    ref = weakref.ref(cfg)
+    del cfg
+    gc.collect()
+    assert ref() is None  # not kept alive by a compile key
+
+
+def test_equal_python_scalars_of_different_types_compile_apart():
+    g = grad(lambda x, k: jnp.sum(x) * (10.0 if k is True else float(k)))
+    for k in (1, 1, 1.0, 1.0, True, True, -0.0):
+        np.testing.assert_allclose(g(X, k), (10.0 if k is True else float(k)) * np.ones(3))
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: (x[x > 0] ** 2).sum(),  # boolean mask: NonConcreteBooleanIndexError
+        lambda x: x.sum() * [1.0, 2.0, 3.0][int(jnp.argmax(x))],  # TracerIntegerConversionError
+    ],
+    ids=["boolean mask", "int() of a traced value"],
+)
+def test_functions_that_need_concrete_values_work_on_every_call(f):
+    expected = jax.grad(f)(X)
+    for _ in range(4):
+        np.testing.assert_allclose(grad(f)(X), expected)
+
+
+def test_errors_raised_while_tracing_do_not_switch_compilation_off():
+    def f(x):
+        return jnp.sin(x)
+
+    for _ in range(3):
+        af_vjp(f, X, jnp.ones(3))
+    with pytest.raises(RuntimeError, match="v has invalid size"):
+        af_vjp(f, X, jnp.ones(2))  # a user error, found while tracing
+    hits = _cache.stats().get("hit", 0)
+    af_vjp(f, X, jnp.ones(3))
+    assert _cache.stats().get("hit", 0) == hits + 1
+
+
+def test_callable_objects_with_getattr_are_not_mistaken_for_jaxfunc_callables():
+    class AttrDict(dict):
+        __getattr__ = dict.__getitem__
+
+        def __call__(self, x):
+            return jnp.sum(x) * self["k"]
+
+    obj = AttrDict(k=2.0)
+    for _ in range(3):
+        np.testing.assert_allclose(_grad(obj), 2 * np.ones(3))
+
+
+def test_vmap_of_vjp_fn_with_list_out_dims():
+    """An unhashable option (a list in out_dims) cannot key a compile: it runs eagerly."""
+    for _ in range(3):
+        _, vjp_fn = vjp(lambda p: p[0] * 2 + p[1] * 3, [X, X])
+        (out,) = jaxfunc.func.vmap(vjp_fn, out_dims=([0, 0],))(jnp.eye(3))
+        np.testing.assert_allclose(out[0], 2 * np.eye(3))
+        np.testing.assert_allclose(out[1], 3 * np.eye(3))
+
+
+def test_cache_disabled_is_per_thread():
+    inside, leave = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        with jaxfunc.cache_disabled():
+            seen["other"] = jaxfunc.cache_enabled()
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait(10)
+    seen["main"] = jaxfunc.cache_enabled()
+    leave.set()
+    t.join(10)
+    assert seen == {"other": False, "main": True}
+    assert jaxfunc.cache_enabled()
+
+
+def test_clear_cache_of_a_transform_clears_its_function():
+    def f(x):
+        return jnp.sum(x**2)
+
+    g = grad(f)
+    for _ in range(2):
+        jaxfunc.func.vmap(g)(jnp.stack([X, X]))
+    assert f in _cache._slots
+    jaxfunc.clear_cache(jaxfunc.func.vmap(g))
+    assert f not in _cache._slots
+
+
+def test_training_loop_rebinding_an_attribute_array_neither_recompiles_nor_leaks():
+    class Linear:
+        def __init__(self):
+            self.W = jnp.ones(3)
+
+        def __call__(self, x):
+            return jnp.sum(jnp.tanh(x * self.W))
+
+    model = Linear()
+    old = []
+    for _ in range(3):
+        _grad(model)
+    traces = _cache.stats().get("trace", 0)
+    for _ in range(6):
+        old.append(weakref.ref(model.W))
+        model.W = model.W - 0.1 * jnp.asarray(_grad(model))
+        want = np.asarray(jax.grad(lambda x: jnp.sum(jnp.tanh(x * model.W)))(X))
+        np.testing.assert_allclose(_grad(model), want)
+    assert _cache.stats().get("trace", 0) == traces
+    gc.collect()
+    assert all(r() is None for r in old)

@@ -55,12 +55,19 @@ def eager_first(program: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _lock = threading.RLock()
-_tracing = threading.local()
+
+
+class _ThreadState(threading.local):
+    depth = 0  # programs this thread is tracing for the cache
+    disabled = 0  # ``disabled()`` blocks this thread is in
+
+
+_thread = _ThreadState()
 
 
 def tracing() -> bool:
     """True while this thread traces a program for the cache (not a user's own jit)."""
-    return getattr(_tracing, "depth", 0) > 0
+    return _thread.depth > 0
 
 
 _enabled = os.environ.get("JAXFUNC_COMPILE_CACHE", "1").strip().lower() not in (
@@ -81,19 +88,18 @@ def set_enabled(enabled: bool) -> None:
 
 
 def is_enabled() -> bool:
-    return _enabled
+    """Is the cache on for calls made from this thread?"""
+    return _enabled and not _thread.disabled
 
 
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
-    """Run the enclosed jaxfunc calls uncompiled (eagerly), then restore the setting."""
-    global _enabled
-    before = _enabled
-    _enabled = False
+    """Run the jaxfunc calls this thread makes inside the block uncompiled (eagerly)."""
+    _thread.disabled += 1
     try:
         yield
     finally:
-        _enabled = before
+        _thread.disabled -= 1
 
 
 class _Entry:
@@ -179,7 +185,12 @@ _stats = collections.Counter()
 
 
 def clear_cache(func: Any = None) -> None:
-    """Forget compiled programs: all of them, or those of one callable."""
+    """Forget compiled programs: all of them, or those of one callable (for a jaxfunc
+    transform such as ``grad(f)``, those of ``f``)."""
+    if func is not None and type(func) is types.FunctionType:
+        unwrapped = _unwrap(func)
+        if unwrapped is not None:
+            func = unwrapped[0]
     with _lock:
         if func is None:
             _slots.clear()
@@ -244,20 +255,30 @@ def _rewrapped(func: Any, static: Any, arrays: Any) -> Any:
     return program(func, inner_static, arrays)
 
 
+#: jaxfunc's own callables (``vjp_fn``, ``jvp_fn``): pure pytrees that ride along as jit
+#: arguments when they come out of a compiled program (their structure is stable then).
+PYTREE_CALLABLES: set[type] = set()
+
+
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
-    if not _enabled or not _compat.at_top_level():
+    if not _enabled or _thread.disabled or not _compat.at_top_level():
         return program(func, static, arrays)
-    if type(func) is types.FunctionType:
+    t = type(func)
+    if t is types.FunctionType:
         if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
             unwrapped = _unwrap(func)
             if unwrapped is not None:
                 base, specs = unwrapped
                 return call(base, _rewrapped, (program, specs, static), arrays)
-    elif getattr(func, "jaxfunc_compiled", False):
-        # jaxfunc's own callables (vjp_fn, jvp_fn) out of a compiled program are pure
-        # pytrees with a stable structure: they ride along as jit arguments.
+    elif t in PYTREE_CALLABLES and func.jaxfunc_compiled:  # type: ignore[attr-defined]
+        try:
+            out = _call_pytree_callable(program, static, func, arrays)
+        except ValueError as e:  # an unhashable option: no compile can be keyed on it
+            if "static" not in str(e):
+                raise
+            return program(func, static, arrays)
         _stats["hit"] += 1
-        return _tree.thaw_order(_call_pytree_callable(program, static, func, arrays))
+        return _tree.thaw_order(out)
     found = _lookup(func)
     if found is None:
         _stats["eager"] += 1
@@ -266,7 +287,7 @@ def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arr
     key = (program, static)
     try:
         compiled = entry.jits.get(key)
-    except TypeError:  # an unhashable non-array argument: nothing to key a compile on
+    except TypeError:  # a non-array argument no compile can be keyed on (see _core)
         _stats["eager"] += 1
         return program(func, static, arrays)
     if compiled is None:
@@ -275,11 +296,15 @@ def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arr
         if entry.eager_only or (eager and program in _eager_first_programs):
             _stats["eager"] += 1  # a one-off call pays no compile
             return program(func, static, arrays)
+        if len(entry.jits) >= MAX_STATICS:
+            _stats["eager"] += 1  # too many variants already compiled under this entry
+            return program(func, static, arrays)
         compiled = _compile(entry, func, program, static, key)
     try:
         out = compiled[0](hoisted, arrays)
-    except _compat.CONCRETIZATION_ERRORS:
-        return _cannot_trace(entry, func, program, static, arrays, hoisted)
+    except Exception as error:
+        return _cannot_trace(entry, func, program, static, arrays, hoisted, key, error)
+    compiled[2] = True
     _stats["hit"] += 1
     return _tree.thaw_order(out) if compiled[1] else out
 
@@ -288,7 +313,7 @@ def _first_seen(entry: _Entry, key: Any) -> bool:
     """True when ``key`` was called before under this entry (so it is worth compiling)."""
     with _lock:
         if key in entry.seen:
-            return len(entry.jits) < MAX_STATICS
+            return True
         _remember(entry.seen, key, None)
         return False
 
@@ -303,21 +328,35 @@ def _compile(entry: _Entry, func: Any, program: Callable[..., Any], static: Any,
 
 
 def _cannot_trace(
-    entry: _Entry, func: Any, program: Callable[..., Any], static: Any, arrays: Any, hoisted: Any
+    entry: _Entry,
+    func: Any,
+    program: Callable[..., Any],
+    static: Any,
+    arrays: Any,
+    hoisted: Any,
+    key: Any,
+    error: Exception,
 ) -> Any:
-    with _lock:
-        entry.jits.clear()
-        if hoisted:
-            # A hoisted global steers Python control flow (``if float(T) > 0``): guard it
-            # by identity and compile its value in instead, then try once more.
+    """The compiled call failed. If it had never run, run the program eagerly: when that
+    works, the function needs concrete values (Python ``if`` on an array, ``float(x)``,
+    boolean masks) and runs eagerly from now on; when it fails too, its error is the user's
+    (a bad argument, a bug in ``f``) and propagates, leaving the entry as it was."""
+    if entry.jits.get(key, [None, None, False])[2]:
+        raise error  # it compiled and ran before: a real error at run time
+    if hoisted and isinstance(error, _compat.CONCRETIZATION_ERRORS):
+        # A hoisted array steers Python control flow (``if float(T) > 0``): check arrays by
+        # identity and compile their values in instead, then try once more.
+        with _lock:
             entry.plan = _guard.build(func, hoist=False)
-            _stats["unhoisted"] += 1
-        else:
-            entry.eager_only = True
-            _stats["fallback"] += 1
-    if entry.eager_only:
-        return program(func, static, arrays)
-    return call(func, program, static, arrays)
+            entry.jits.clear()
+        _stats["unhoisted"] += 1
+        return call(func, program, static, arrays)
+    result = program(func, static, arrays)  # raises the user's own error, if it is one
+    with _lock:
+        entry.eager_only = True
+        entry.jits.clear()
+    _stats["fallback"] += 1
+    return result
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -356,6 +395,7 @@ def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
                 return entry, hoisted, False
         if slot.builds >= THRASH_BUILDS and slot.builds * THRASH_RATIO >= slot.calls:
             slot.uncacheable = True  # what it reads changes at nearly every call
+            slot.entries.clear()  # (their programs hold the old values)
             _stats["thrash"] += 1
             return None
         slot.builds += 1
@@ -376,21 +416,22 @@ def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
 
 
 def _make_jit(entry: _Entry, func: Any, program: Callable[..., Any], static: Any) -> list:
-    """``[jitted, needs_thaw]``; the flag is set while tracing if the result holds dicts."""
+    """``[jitted, needs_thaw, has_run]``; ``needs_thaw`` is set while tracing if the result
+    holds dicts, ``has_run`` once the compiled program ran."""
     entry_ref = weakref.ref(entry)
     func_ref = _weak(func)
-    compiled: list[Any] = [None, False]
+    compiled: list[Any] = [None, False, False]
 
     def traced(hoisted: tuple[Any, ...], arrays: Any) -> Any:
         _stats["trace"] += 1
         e, f = entry_ref(), func_ref()
         if e is None or f is None:  # pragma: no cover - dropped while a call was running
             raise RuntimeError("jaxfunc: the cached function was garbage-collected")
-        _tracing.depth = getattr(_tracing, "depth", 0) + 1
+        _thread.depth += 1
         try:
             out = program(e.plan.rebind(f, hoisted), static, arrays)
         finally:
-            _tracing.depth -= 1
+            _thread.depth -= 1
         if _tree.contains_dict(out):
             compiled[1] = True
             out = _tree.freeze_order(out)

@@ -27,7 +27,11 @@ except (ImportError, AttributeError):  # pragma: no cover - exercised only on an
 
 #: What tracing raises when a function needs concrete values (Python control flow on array
 #: values, ``float(x)``, ``np.asarray(x)``): such a function can only run eagerly.
-CONCRETIZATION_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
+CONCRETIZATION_ERRORS = (
+    jax.errors.ConcretizationTypeError,  # TracerBool/IntegerConversionError included
+    jax.errors.TracerArrayConversionError,
+    jax.errors.NonConcreteBooleanIndexError,
+)
 
 #: The concrete array type of committed, non-traced values (``jax.Array`` is an ABC that
 #: tracers also claim to be).

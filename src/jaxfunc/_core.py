@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _grad_mode, _tree
+from . import _cache, _checks, _grad_mode, _tree
 
 FlatFn = Callable[..., tuple[list[Any], Any]]
 
@@ -296,6 +296,7 @@ def _implicit_ones(shape: tuple[int, ...], dtype: Any) -> Any:
     return jnp.ones(shape, dtype)
 
 
+_cache.PYTREE_CALLABLES.add(VjpFn)
 jax.tree_util.register_pytree_node(
     VjpFn,
     lambda f: (f._residuals, f._meta),
@@ -316,20 +317,54 @@ class _ArraySlot:
 ARRAY = _ArraySlot()
 
 
-_ONE_ARRAY = (_tree.LEAF, (ARRAY,))
+class _Unkeyable:
+    """Stands in a call's key for an argument a compile cannot be keyed on (hashing it
+    raises, so the cache runs that call uncompiled): a mutable object, whose later changes
+    no key could see."""
+
+    def __hash__(self) -> int:
+        raise TypeError("not a value a compiled program can be keyed on")
 
 
-def split_arrays(tree: Any) -> tuple[list[Any], tuple[_tree.Structure, tuple[Any, ...]]]:
-    """Arrays (numpy ones converted) and a hashable description of the rest of ``tree``."""
+_UNKEYABLE = _Unkeyable()
+
+
+def _static_key(x: Any) -> Any:
+    """What identifies a non-array argument in a compile key: its value and its type, so
+    that ``True``, ``1`` and ``1.0`` (equal in Python) and ``0.0``/``-0.0`` stay apart."""
+    t = type(x)
+    if x is None or t in (bool, int, str, bytes):
+        return (t, x)
+    if t is float:
+        return (t, x.hex())
+    if t is complex:
+        return (t, x.real.hex(), x.imag.hex())
+    if isinstance(x, np.generic) and not isinstance(x, np.object_):
+        return (t, x.tobytes())
+    if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic)):
+        return (t, str(x))
+    return _UNKEYABLE
+
+
+_ONE_ARRAY = (_tree.LEAF, (ARRAY,), (None,))
+
+
+def split_arrays(tree: Any) -> tuple[list[Any], tuple[Any, ...]]:
+    """Arrays (numpy ones converted) and a hashable description of the rest of ``tree``.
+
+    The description keys a compile only if every non-array leaf is a plain value (numbers,
+    strings, None, dtypes); anything else makes it unhashable, and the call runs uncompiled.
+    """
     if _checks.is_tensor(tree):
         return [_checks.to_array(tree)], _ONE_ARRAY
     flat, struct = _tree.flatten_structure(tree)
     arrays = [_checks.to_array(x) for x in flat if _checks.is_tensor(x)]
     statics = tuple(ARRAY if _checks.is_tensor(x) else x for x in flat)
-    return arrays, (struct, statics)
+    keys = tuple(None if s is ARRAY else _static_key(s) for s in statics)
+    return arrays, (struct, statics, keys)
 
 
-def merge_arrays(desc: tuple[_tree.Structure, tuple[Any, ...]], arrays: Sequence[Any]) -> Any:
-    struct, statics = desc
+def merge_arrays(desc: tuple[Any, ...], arrays: Sequence[Any]) -> Any:
+    struct, statics, _ = desc
     it = iter(arrays)
     return struct.unflatten([next(it) if s is ARRAY else s for s in statics])

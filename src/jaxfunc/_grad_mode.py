@@ -44,13 +44,13 @@ def _bump() -> None:
 class _GradModeBlock:
     _scope_name = ""
 
+    def __new__(cls, orig_func: Callable[..., Any] | None = None) -> Any:
+        if orig_func is not None:  # used as a bare decorator: @no_grad
+            return cls()(orig_func)
+        return super().__new__(cls)
+
     def __init__(self, orig_func: Callable[..., Any] | None = None) -> None:
         self._scopes: list[Any] = []
-        if orig_func is not None:  # used as a bare decorator: @no_grad
-            functools.update_wrapper(self, orig_func)
-            self._func = orig_func
-        else:
-            self._func = None
 
     def __enter__(self) -> None:
         _bump()
@@ -61,21 +61,16 @@ class _GradModeBlock:
     def __exit__(self, *exc: Any) -> None:
         self._scopes.pop().__exit__(*exc)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._func is not None:
-            with type(self)():
-                return self._func(*args, **kwargs)
-        (func,) = args
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """As a decorator: ``func`` runs inside the block (a plain function, so it also
+        works on methods)."""
 
         @functools.wraps(func)
-        def wrapper(*a: Any, **k: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with type(self)():
-                return func(*a, **k)
+                return func(*args, **kwargs)
 
         return wrapper
-
-    def clone(self) -> _GradModeBlock:
-        return type(self)()
 
 
 class no_grad(_GradModeBlock):
@@ -215,7 +210,7 @@ def trace(
     """
     try:
         closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*primals)
-    except _compat.CONCRETIZATION_ERRORS:
+    except Exception:  # needs concrete values, or a real error the eager run will raise
         return None
     out_tree = jax.tree_util.tree_structure(out_shape)
     run = jax.extend.core.jaxpr_as_fun(closed)

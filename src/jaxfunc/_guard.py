@@ -1,45 +1,54 @@
 """Guards: proof that a callable still means what it meant when its program was compiled.
 
-A compiled program bakes in everything the function read while it was traced: the values
-of globals, closure cells, defaults, attributes, the helpers it called. ``build(root)``
-walks the callable the way Python will run it (its closure cells, the globals its code
-names, the attributes its code names on user modules, classes and objects, recursively
-through user-defined helpers) and generates one Python function, ``guard(root)``, that
-re-reads each of those places and compares it with what was seen:
+A compiled program bakes in everything the function read while it was traced. ``build(root)``
+walks the callable and everything it can reach — its code, defaults, closure cells, the
+globals its code names, the user objects, classes and helpers those lead to — and generates
+one Python function, ``guard(root)``, that re-reads each of those places and compares it
+with what was seen:
 
-=====================================  =============================================
-value                                  checked by
-=====================================  =============================================
-None, bool, int, float, complex, str   type and value
-numpy array                            shape, dtype and content (bytes, or a copy)
-tuple, list, dict                      type, length, keys, then each item
-user function                          code object, defaults, closure, globals, ...
-jax array in a global / closure cell   *hoisted*: passed to the compiled program as an
-of a user function                     argument, so reassigning it never recompiles
-anything else (modules, classes,       identity (held through a weak reference when
-library functions, arrays elsewhere)   the object allows one)
-=====================================  =============================================
+==========================================  ===========================================
+value                                       checked by
+==========================================  ===========================================
+None, bool, int, float, complex, str        type and value (``-0.0`` is not ``0.0``)
+numpy array                                 shape, dtype and content
+tuple, list, dict (ordered, default), set   type, length, keys, then each item
+user function                               code object, defaults, closure, globals, ...
+user object (``__dict__`` or ``__slots__``)  its class, then every attribute, recursively
+user class (and its user base classes)      every entry of its ``__dict__``
+``jax.jit``/``custom_jvp``/``custom_vjp``   identity, and the user functions inside
+jax array on a copyable path                *hoisted*: passed to the compiled program as an
+  (global, cell, default, attribute, item)    argument, so reassigning it never recompiles
+anything else (modules, library objects)    identity (weakly held where possible)
+==========================================  ===========================================
 
-``guard(root)`` returns the tuple of hoisted values when everything matches, None when
-anything changed. ``rebind(root, values)`` rebuilds the user functions with the hoisted
-values swapped in (at trace time the values are tracers), so the compiled program reads
-them as arguments instead of constants.
+User modules are too large to check whole: their attributes that the code names
+(``co_names``) are checked. ``guard(root)`` returns the tuple of hoisted arrays when
+everything matches, None when anything changed. ``Plan.rebind(root, values)`` rebuilds the
+callable with the hoisted places holding ``values`` (tracers, at trace time): user functions
+are copied with new globals and cells, objects and containers on the way to a hoisted array
+are shallow-copied, so the user's own objects are never touched.
 
-What a guard cannot see (documented in README): impure functions (random numbers, time,
-I/O run once, at trace time), state reached only dynamically (``globals()[name]``,
-``getattr(obj, name_variable)``, ``eval``), and containers with more than ``MAX_ITEMS``
-items, which are compared by identity and length only.
+What a guard cannot see (README, "What the guard cannot see"): impure functions (random
+numbers, time, I/O run once, at trace time), state reached only dynamically
+(``globals()[name]``, ``getattr(obj, name_variable)``, ``eval``), attributes of user modules
+read without naming them in code, and containers over ``MAX_ITEMS`` items, which are
+checked by identity and length only.
 """
 
 from __future__ import annotations
 
+import builtins
+import copy
 import functools
 import itertools
+import math
 import types
 import weakref
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
+import jax
 import numpy as np
 
 from . import _compat
@@ -48,6 +57,8 @@ MAX_ITEMS = 256
 MAX_CHECKS = 4096
 _SNAPSHOT_BYTES = 1 << 16
 
+# Code from these packages does not change under a running program: functions, classes and
+# modules from them are checked by identity only.
 _LIBRARY_ROOTS = frozenset(
     {
         "jax", "jaxlib", "jaxfunc", "numpy", "scipy", "math", "cmath", "builtins",
@@ -57,28 +68,82 @@ _LIBRARY_ROOTS = frozenset(
         "time", "copy", "weakref", "threading", "contextlib", "string", "json",
     }
 )  # fmt: skip
+# Instances of classes from these packages are values (arrays, dtypes, shardings...) that
+# do not change in place; instances from elsewhere (types.SimpleNamespace included) are data.
+_OPAQUE_INSTANCE_ROOTS = frozenset({"jax", "jaxlib", "numpy", "torch", "ml_dtypes"})
 
-_PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes, type(Ellipsis))
+_PLAIN_SCALARS = (type(None), bool, int, str, bytes, type(Ellipsis))
+_FLOATS = (float, complex)
+_JIT_TYPE = type(jax.jit(lambda: None))
+_CUSTOM_RULES = {jax.custom_jvp: ("fun", "jvp"), jax.custom_vjp: ("fun", "fwd", "bwd")}
+_SKIPPED_CLASS_ENTRIES = frozenset(
+    {"__dict__", "__weakref__", "__doc__", "__module__", "__slotnames__"}
+)
 
 
 class Uncacheable(Exception):
     """The callable reaches state that cannot be guarded; it runs uncompiled."""
 
 
-def is_library(obj: Any) -> bool:
+def _root_module(obj: Any) -> str:
     if isinstance(obj, types.ModuleType):
-        return obj.__name__.split(".", 1)[0] in _LIBRARY_ROOTS
-    mod = getattr(obj, "__module__", None)
-    if not isinstance(mod, str):
-        mod = getattr(type(obj), "__module__", "") or ""
-    return mod.split(".", 1)[0] in _LIBRARY_ROOTS
+        name = obj.__name__
+    else:
+        name = getattr(obj, "__module__", None)
+        if not isinstance(name, str):
+            name = getattr(type(obj), "__module__", "") or ""
+    return name.split(".", 1)[0]
+
+
+def is_library(obj: Any) -> bool:
+    """Is this module, class or function part of a library (fixed code)?"""
+    return _root_module(obj) in _LIBRARY_ROOTS
 
 
 def _is_user_function(obj: Any) -> TypeGuard[types.FunctionType]:
     return isinstance(obj, types.FunctionType) and not is_library(obj)
 
 
-# -- which names a code object reads -------------------------------------------------------------
+def _same_float(a: Any, b: Any) -> bool:
+    """Equal as floats, telling ``-0.0`` from ``0.0`` and treating NaN as equal to NaN."""
+    if isinstance(a, complex) or isinstance(b, complex):
+        a, b = complex(a), complex(b)
+        return _same_float(a.real, b.real) and _same_float(a.imag, b.imag)
+    if a != a:
+        return b != b
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+def _empty(cell: Any) -> bool:
+    try:
+        _ = cell.cell_contents
+    except ValueError:
+        return True
+    return False
+
+
+def _plain_key(k: Any) -> bool:
+    if type(k) is tuple:
+        return all(_plain_key(x) for x in k)
+    return type(k) in _PLAIN_SCALARS or type(k) in _FLOATS
+
+
+def _copyable(obj: Any) -> bool:
+    """Can ``obj`` be shallow-copied, and its copy's attributes set, at trace time?"""
+    try:
+        copy.copy(obj)
+    except Exception:
+        return False
+    return True
+
+
+def _slot_names(cls: type) -> list[str]:
+    names: list[str] = []
+    for c in cls.__mro__:
+        slots = c.__dict__.get("__slots__", ())
+        names.extend([slots] if isinstance(slots, str) else slots)
+    return [n for n in names if n not in ("__dict__", "__weakref__")]
+
 
 _code_names: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = (
     weakref.WeakKeyDictionary()
@@ -86,11 +151,7 @@ _code_names: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = (
 
 
 def _names_of(code: types.CodeType) -> tuple[str, ...]:
-    """Every global and attribute name ``code`` (or a function nested in it) can read.
-
-    ``co_names`` holds both kinds; relying on it rather than on bytecode patterns keeps the
-    guard right across Python versions (3.13 fuses loads into new instructions).
-    """
+    """Every global and attribute name ``code`` (or a function nested in it) names."""
     names = _code_names.get(code)
     if names is None:
         names = tuple(sorted({n for c in _walk_code(code) for n in c.co_names}))
@@ -107,6 +168,11 @@ def _walk_code(code: types.CodeType) -> Any:
 
 # -- the builder -------------------------------------------------------------------------------
 
+# A place a hoisted array can be reached from: an anchor, then attribute/item steps.
+# Anchors: ("global", function index, name), ("cell", function index, cell index),
+# ("default", function index, position), ("self",) for a method's or callable's instance.
+Path = tuple[tuple[Any, ...], tuple[tuple[str, Any], ...]]
+
 
 class _Builder:
     def __init__(self, hoist: bool) -> None:
@@ -116,14 +182,17 @@ class _Builder:
             "_np": np,
             "_ArrayImpl": _compat.ArrayImpl,
             "_same_float": _same_float,
+            "_empty": _empty,
         }
         self.counter = itertools.count()
         self.hoisted: list[str] = []  # guard variables whose values are returned
-        self.slots: list[tuple[int, str, Any]] = []  # (function index, kind, key)
+        self.paths: list[Path] = []  # where each hoisted array lives
         self.functions: list[str] = []  # variables holding the rebindable functions
         self.checks = 0
-        self.stack: list[int] = []
-        self.attr_seen: set[int] = set()
+        self.walked: dict[int, str] = {}  # id(function) -> variable of its first visit
+        self.instances: dict[int, str] = {}  # id(object) -> variable of its first visit
+        self.classes: set[int] = set()
+        self.modules: dict[int, set[str]] = {}
 
     def var(self, expr: str) -> str:
         name = f"v{next(self.counter)}"
@@ -151,92 +220,73 @@ class _Builder:
 
     # -- values ------------------------------------------------------------------------------
 
-    def value(self, v: str, obj: Any, owner: int | None = None, slot: Any = None) -> None:
-        """Guard the value held in variable ``v``.
-
-        ``owner``/``slot`` say where it sits when that place can be rebound at trace time
-        (a global, closure cell or default of a rebindable function).
-        """
+    def value(self, v: str, obj: Any, path: Path | None = None, names: tuple = ()) -> None:
+        """Guard the value held in variable ``v``; ``path`` says how to rebuild its place at
+        trace time (None: it cannot be, so arrays there are checked by identity); ``names``
+        are the names the code reading it uses (for user modules)."""
         t = type(obj)
         if isinstance(obj, _compat.Tracer):
             raise Uncacheable("a tracer is reachable from the function")
         if t in _PLAIN_SCALARS:
-            if t is float or t is complex:
-                self.fail_unless(
-                    f"type({v}) is {t.__name__} and _same_float({v}, {self.const(obj)})"
-                )
-            else:
-                self.fail_unless(f"type({v}) is {self.const(t)} and {v} == {self.const(obj)}")
-        elif isinstance(obj, np.generic):
+            self.fail_unless(f"type({v}) is {self.const(t)} and {v} == {self.const(obj)}")
+        elif t in _FLOATS or isinstance(obj, np.generic):
             self.fail_unless(
                 f"type({v}) is {self.const(t)} and _same_float({v}, {self.const(obj)})"
             )
         elif t is _compat.ArrayImpl:
-            if owner is not None and self.hoist:
+            if path is not None and self.hoist:
                 self.fail_unless(f"type({v}) is _ArrayImpl")
                 self.hoisted.append(v)
-                self.slots.append((owner, slot[0], slot[1]))
+                self.paths.append(path)
             else:
                 self.identity(v, obj)
         elif t is np.ndarray:
             self._ndarray(v, obj)
-        elif t is tuple:
-            self.fail_unless(f"type({v}) is tuple and len({v}) == {len(obj)}")
-            for i, item in enumerate(obj):
-                self.value(self.var(f"{v}[{i}]"), item)
-        elif t is list:
-            self.fail_unless(f"type({v}) is list and len({v}) == {len(obj)}")
-            if len(obj) > MAX_ITEMS:
+        elif isinstance(obj, (tuple, list)):
+            self._sequence(v, obj, path, names)
+        elif isinstance(obj, dict):
+            self._mapping(v, obj, path, names)
+        elif t in (set, frozenset):
+            if len(obj) > MAX_ITEMS or not all(_plain_key(k) for k in obj):
                 self.identity(v, obj)
-                return
-            for i, item in enumerate(obj):
-                self.value(self.var(f"{v}[{i}]"), item)
-        elif t is dict:
-            self.fail_unless(f"type({v}) is dict and len({v}) == {len(obj)}")
-            if len(obj) > MAX_ITEMS or not all(type(k) in _PLAIN_SCALARS for k in obj):
-                self.identity(v, obj)
-                return
-            self.fail_unless(f"list({v}) == {self.const(list(obj))}")
-            for k, item in obj.items():
-                self.value(self.var(f"{v}[{self.const(k)}]"), item)
+            else:
+                self.fail_unless(f"type({v}) is {self.const(t)} and {v} == {self.const(obj)}")
         elif isinstance(obj, types.FunctionType):
             if is_library(obj):
                 self.identity(v, obj)
-            else:  # reached through a default it stays as it is (only cells/globals rebind)
-                self.function(v, obj, rebindable=owner is not None and slot[0] != "default")
+            else:  # rebindable when it sits directly in a rebindable function's global/cell
+                anchor_only = path is not None and not path[1] and path[0][0] in ("global", "cell")
+                self.function(v, obj, rebindable=anchor_only)
         elif isinstance(obj, types.MethodType):
             self.fail_unless(f"type({v}) is {self.const(types.MethodType)}")
-            self.value(self.var(f"{v}.__func__"), obj.__func__)
-            self.identity(self.var(f"{v}.__self__"), obj.__self__)
+            self_var = self.var(f"{v}.__self__")
+            self.value(self_var, obj.__self__, None, names)
+            self.value(self.var(f"{v}.__func__"), obj.__func__, None, names)
         elif isinstance(obj, functools.partial):
             self.fail_unless(f"type({v}) is {self.const(t)}")
-            self.value(self.var(f"{v}.func"), obj.func)
-            self.value(self.var(f"{v}.args"), obj.args)
-            self.value(self.var(f"{v}.keywords"), dict(obj.keywords))
-        elif isinstance(obj, (types.ModuleType, type)) or is_library(obj):
+            self.value(self.var(f"{v}.func"), obj.func, None, names)
+            self.value(self.var(f"{v}.args"), obj.args, None, names)
+            self.value(self.var(f"{v}.keywords"), dict(obj.keywords), None, names)
+        elif isinstance(obj, (_JIT_TYPE, *_CUSTOM_RULES)):
             self.identity(v, obj)
-            wrapped = getattr(obj, "__wrapped__", None)
-            if _is_user_function(wrapped):  # jax.jit / custom_jvp of a user function
-                self.function(self.var(f"{v}.__wrapped__"), wrapped, rebindable=False)
-            for attr in ("fun", "jvp", "fwd", "bwd"):  # custom_jvp / custom_vjp rules
-                sub = (
-                    getattr(obj, attr, None)
-                    if not isinstance(obj, (types.ModuleType, type))
-                    else None
-                )
+            attrs = _CUSTOM_RULES.get(t, ("__wrapped__",))
+            for attr in attrs:
+                sub = getattr(obj, attr, None)
                 if _is_user_function(sub):
                     self.function(self.var(f"{v}.{attr}"), sub, rebindable=False)
-        else:  # a user object: identity; its attributes are guarded where the code reads them
+        elif isinstance(obj, types.ModuleType):
             self.identity(v, obj)
-            call = getattr(t, "__call__", None)
-            if _is_user_function(call):
-                self.function(
-                    self.var(f"type({v}).__call__"),
-                    call,
-                    rebindable=False,
-                    self_var=v,
-                    self_obj=obj,
-                )
+            if not is_library(obj):
+                self._module(v, obj, names)
+        elif isinstance(obj, type):
+            self.identity(v, obj)
+            self._class(obj)
+        elif _root_module(t) in _OPAQUE_INSTANCE_ROOTS or not (
+            hasattr(obj, "__dict__") or _slot_names(t)
+        ):
+            self.identity(v, obj)
+        else:
+            self._instance(v, obj, path, names)
 
     def _ndarray(self, v: str, arr: np.ndarray) -> None:
         self.fail_unless(
@@ -250,25 +300,114 @@ class _Builder:
         else:
             self.fail_unless(f"_np.array_equal({v}, {self.const(arr.copy())}, equal_nan=True)")
 
+    @staticmethod
+    def _step(path: Path | None, step: tuple[str, Any]) -> Path | None:
+        return None if path is None else (path[0], (*path[1], step))
+
+    def _sequence(self, v: str, obj: Any, path: Path | None, names: tuple) -> None:
+        self.fail_unless(f"type({v}) is {self.const(type(obj))} and len({v}) == {len(obj)}")
+        if len(obj) > MAX_ITEMS:
+            self.identity(v, obj)
+            return
+        for i, item in enumerate(obj):
+            self.value(self.var(f"{v}[{i}]"), item, self._step(path, ("item", i)), names)
+
+    def _mapping(self, v: str, obj: dict, path: Path | None, names: tuple) -> None:
+        t = type(obj)
+        self.fail_unless(f"type({v}) is {self.const(t)} and len({v}) == {len(obj)}")
+        if t not in (dict, OrderedDict, defaultdict):
+            path = None  # a dict subclass of unknown construction: read, never rebuilt
+        if len(obj) > MAX_ITEMS or not all(_plain_key(k) for k in obj):
+            self.identity(v, obj)
+            return
+        self.fail_unless(f"list({v}) == {self.const(list(obj))}")
+        if isinstance(obj, defaultdict):
+            self.value(self.var(f"{v}.default_factory"), obj.default_factory, None, names)
+        for k, item in obj.items():
+            item_v = self.var(f"{v}[{self.const(k)}]")
+            self.value(item_v, item, self._step(path, ("item", k)), names)
+
+    def _instance(self, v: str, obj: Any, path: Path | None, names: tuple) -> None:
+        """A user object: its class, then every attribute it holds (wherever read)."""
+        first = self.instances.get(id(obj))
+        if first is not None:  # met before (shared or cyclic): the same object again
+            self.fail_unless(f"{v} is {first}")
+            return
+        self.instances[id(obj)] = v
+        cls = type(obj)
+        if path is not None and not _copyable(obj):  # (copying may cache __slotnames__)
+            path = None
+        self.fail_unless(f"type({v}) is {self.const(cls)}")
+        self._class(cls)
+        if hasattr(obj, "__dict__"):
+            attrs = vars(obj)
+            d = self.var(f"{v}.__dict__")
+            self.fail_unless(f"list({d}) == {self.const(list(attrs))}")
+            for name, item in attrs.items():
+                item_v = self.var(f"{d}[{self.const(name)}]")
+                self.value(item_v, item, self._step(path, ("attr", name)), names)
+        for name in _slot_names(cls):
+            if hasattr(obj, name):
+                item_v = self.var(f"getattr({v}, {self.const(name)})")
+                self.value(item_v, getattr(obj, name), self._step(path, ("attr", name)), names)
+            else:
+                self.fail_unless(f"not hasattr({v}, {self.const(name)})")
+        call = getattr(cls, "__call__", None)
+        if _is_user_function(call):
+            self.function(self.var(f"type({v}).__call__"), call, rebindable=False)
+
+    def _class(self, cls: type) -> None:
+        """Every entry of a user class's ``__dict__`` (and of its user base classes')."""
+        for c in cls.__mro__:
+            if id(c) in self.classes or is_library(c):
+                continue
+            self.classes.add(id(c))
+            cv = self.var(self.const(c))
+            entries = {k: e for k, e in vars(c).items() if k not in _SKIPPED_CLASS_ENTRIES}
+            d = self.var(f"{cv}.__dict__")
+            self.fail_unless(f"len({d}) == {len(vars(c))}")
+            for name, entry in entries.items():
+                ev = self.var(f"{d}[{self.const(name)}]")
+                if isinstance(entry, (staticmethod, classmethod)):
+                    self.identity(ev, entry)
+                    self.value(self.var(f"{ev}.__func__"), entry.__func__)
+                elif isinstance(entry, property):
+                    self.identity(ev, entry)
+                    for accessor in ("fget", "fset", "fdel"):
+                        if getattr(entry, accessor) is not None:
+                            sub = getattr(entry, accessor)
+                            self.value(self.var(f"{ev}.{accessor}"), sub)
+                else:
+                    self.value(ev, entry)
+
+    def _module(self, v: str, module: types.ModuleType, names: tuple) -> None:
+        """A user module: its attributes that the code names."""
+        seen = self.modules.setdefault(id(module), set())
+        own = vars(module)
+        for name in names:
+            if name in own and name not in seen:
+                seen.add(name)
+                self.value(self.var(f"{v}.{name}"), own[name], None, names)
+
     # -- functions ---------------------------------------------------------------------------
 
-    def function(
-        self,
-        v: str,
-        fn: types.FunctionType,
-        rebindable: bool,
-        self_var: str | None = None,
-        self_obj: Any = None,
-    ) -> None:
+    def function(self, v: str, fn: types.FunctionType, rebindable: bool) -> None:
         code = fn.__code__
-        self.fail_unless(f"{v}.__code__ is {self.const(code)}")
-        if id(fn) in self.stack:  # recursion: its state is being guarded further up
+        first = self.walked.get(id(fn))
+        if first is not None:  # walked before (recursion, or met again): the same function
+            self.fail_unless(f"{v} is {first}")
             return
-        self.stack.append(id(fn))
+        self.walked[id(fn)] = v
+        self.fail_unless(f"{v}.__code__ is {self.const(code)}")
         index: int | None = None
         if rebindable:
             index = len(self.functions)
             self.functions.append(v)
+        names = _names_of(code)
+
+        def anchor(kind: str, key: Any) -> Path | None:
+            return None if index is None else ((kind, index, key), ())
+
         defaults = fn.__defaults__
         if defaults is None:
             self.fail_unless(f"{v}.__defaults__ is None")
@@ -276,72 +415,33 @@ class _Builder:
             d = self.var(f"{v}.__defaults__")
             self.fail_unless(f"type({d}) is tuple and len({d}) == {len(defaults)}")
             for i, item in enumerate(defaults):
-                slot = ("default", i) if index is not None else None
-                self.value(self.var(f"{d}[{i}]"), item, index, slot)
+                self.value(self.var(f"{d}[{i}]"), item, anchor("default", i), names)
         kw = fn.__kwdefaults__
         if kw is None:
             self.fail_unless(f"{v}.__kwdefaults__ is None")
         else:
-            self.value(self.var(f"{v}.__kwdefaults__"), dict(kw))
-        names = _names_of(code)
+            self.value(self.var(f"{v}.__kwdefaults__"), dict(kw), None, names)
         for i, cell in enumerate(fn.__closure__ or ()):
             try:
                 content = cell.cell_contents
-            except ValueError:  # an empty cell: read before assignment raises at call time
+            except ValueError:  # an empty cell (assigned later): it must still be empty
+                self.fail_unless(f"_empty({v}.__closure__[{i}])")
                 continue
             cv = self.var(f"{v}.__closure__[{i}].cell_contents")
-            self.value(cv, content, index, ("cell", i) if index is not None else None)
-            self.attributes(cv, content, names)
+            self.value(cv, content, anchor("cell", i), names)
         g = self.var(f"{v}.__globals__")
+        fn_builtins = fn.__globals__.get("__builtins__", builtins)
+        if isinstance(fn_builtins, types.ModuleType):
+            fn_builtins = vars(fn_builtins)
         for name in names:
             if name in fn.__globals__:
                 gv = self.var(f"{g}[{self.const(name)}]")
-                slot = ("global", name) if index is not None else None
-                self.value(gv, fn.__globals__[name], index, slot)
-                self.attributes(gv, fn.__globals__[name], names)
+                self.value(gv, fn.__globals__[name], anchor("global", name), names)
             else:  # a builtin or an attribute name: stays so while no global shadows it
                 self.fail_unless(f"{self.const(name)} not in {g}")
-        if self_var is not None:
-            self.attributes(self_var, self_obj, names)
-        self.stack.pop()
-
-    def attributes(self, v: str, obj: Any, names: tuple[str, ...], depth: int = 0) -> None:
-        """Guard the attributes of a user module, class or object that the code may read:
-        those named anywhere in its code (``co_names``), found in the object's own or its
-        class's dictionary (properties and other descriptors are left alone)."""
-        if depth > 2:
-            return
-        if isinstance(obj, (types.ModuleType, type)):
-            if is_library(obj):  # library code does not change under us
-                return
-        elif not hasattr(obj, "__dict__") or (callable(obj) and is_library(obj)):
-            return  # instances with attributes are data, wherever their class comes from
-        if id(obj) in self.attr_seen:
-            return
-        self.attr_seen.add(id(obj))
-        own = vars(obj)
-        cls = {} if isinstance(obj, (types.ModuleType, type)) else vars(type(obj))
-        for name in names:
-            if name in own:
-                value = own[name]
-            elif name in cls and _plain_class_attribute(cls[name]):
-                value = getattr(obj, name)
-            else:
-                continue
-            av = self.var(f"{v}.{name}")
-            self.value(av, value)
-            self.attributes(av, value, names, depth + 1)
-
-
-def _plain_class_attribute(value: Any) -> bool:
-    """A class attribute reading it through an instance gives back as is (or as a method)."""
-    if isinstance(value, types.FunctionType):
-        return True
-    return not any(hasattr(type(value), m) for m in ("__get__", "__set__", "__delete__"))
-
-
-def _same_float(a: Any, b: Any) -> bool:
-    return a == b or (a != a and b != b)
+                if name in fn_builtins:
+                    bv = self.var(f"{self.const(fn_builtins)}[{self.const(name)}]")
+                    self.identity(bv, fn_builtins[name])
 
 
 # -- plans -------------------------------------------------------------------------------------
@@ -350,42 +450,81 @@ def _same_float(a: Any, b: Any) -> bool:
 class Plan:
     """A callable's guard and its hoisting plan."""
 
-    __slots__ = ("functions", "guard", "n_checks", "root_kind", "slots")
+    __slots__ = ("functions", "guard", "n_checks", "paths", "root_kind")
 
     def __init__(
-        self, guard: Callable, slots: list, functions: Callable, root_kind: str, n: int
+        self, guard: Callable, paths: list, functions: Callable, root_kind: str, n: int
     ) -> None:
         self.guard = guard
-        self.slots = slots
+        self.paths = paths
         self.functions = functions
         self.root_kind = root_kind
         self.n_checks = n
 
     def rebind(self, root: Any, values: tuple[Any, ...]) -> Any:
         """``root`` rebuilt so that each hoisted place reads ``values[i]`` instead."""
-        if not self.slots:
+        if not self.paths:
             return root
         fns = list(self.functions(root))
         copies = _copy_functions(fns)
-        globals_of = {id(f): c.__globals__ for f, c in zip(fns, copies)}
-        for (fi, kind, key), val in zip(self.slots, values):
-            copy = copies[fi]
+        tries: dict[tuple[Any, ...], dict[Any, Any]] = {}
+        for (anchor, steps), val in zip(self.paths, values):
+            node = tries.setdefault(anchor, {})
+            for step in steps:
+                node = node.setdefault(step, {})
+            node[_LEAF] = val
+        self_obj = root.__self__ if self.root_kind == "method" else root
+        for anchor, trie in tries.items():
+            kind = anchor[0]
+            if kind == "self":
+                self_obj = _rebuild(self_obj, trie)
+                continue
+            i, key = anchor[1], anchor[2]
             if kind == "global":
-                globals_of[id(fns[fi])][key] = val
+                copies[i].__globals__[key] = _rebuild(fns[i].__globals__[key], trie)
             elif kind == "cell":
-                copy.__closure__[key].cell_contents = val  # type: ignore[index]
+                original = fns[i].__closure__[key].cell_contents  # type: ignore[index]
+                copies[i].__closure__[key].cell_contents = _rebuild(original, trie)  # type: ignore[index]
             else:
-                d = list(copy.__defaults__ or ())
-                d[key] = val
-                copy.__defaults__ = tuple(d)
+                defaults = list(copies[i].__defaults__ or ())
+                defaults[key] = _rebuild(defaults[key], trie)
+                copies[i].__defaults__ = tuple(defaults)
         top = copies[0]
         if self.root_kind == "function":
             return top
         if self.root_kind == "method":
-            return types.MethodType(top, root.__self__)
+            return types.MethodType(top, self_obj)
         if self.root_kind == "object":
-            return functools.partial(top, root)
-        return root  # pragma: no cover
+            return functools.partial(top, self_obj)
+        return root  # pragma: no cover - opaque roots hoist nothing
+
+
+_LEAF = object()
+
+
+def _rebuild(obj: Any, trie: dict[Any, Any]) -> Any:
+    """A copy of ``obj`` with the hoisted places in ``trie`` replaced (shallow copies on the
+    way down; the original is untouched)."""
+    if _LEAF in trie:
+        return trie[_LEAF]
+    if isinstance(obj, tuple):
+        items = [
+            _rebuild(x, trie[("item", i)]) if ("item", i) in trie else x for i, x in enumerate(obj)
+        ]
+        return type(obj)(*items) if hasattr(type(obj), "_fields") else type(obj)(items)
+    if isinstance(obj, list):
+        return [
+            _rebuild(x, trie[("item", i)]) if ("item", i) in trie else x for i, x in enumerate(obj)
+        ]
+    if isinstance(obj, dict):
+        new = copy.copy(obj)
+        for (_, k), sub in trie.items():
+            new[k] = _rebuild(obj[k], sub)
+        return new
+    new = copy.copy(obj)
+    for (_, name), sub in trie.items():
+        object.__setattr__(new, name, _rebuild(getattr(obj, name), sub))
+    return new
 
 
 def _copy_functions(fns: list[types.FunctionType]) -> list[types.FunctionType]:
@@ -424,26 +563,25 @@ def _copy_functions(fns: list[types.FunctionType]) -> list[types.FunctionType]:
 def build(root: Any, hoist: bool = True) -> Plan:
     """Walk ``root`` and generate its guard. Raises :class:`Uncacheable`.
 
-    ``hoist=False`` guards arrays in globals and cells by identity instead of hoisting them
-    (for functions that steer Python control flow with such an array's value).
+    ``hoist=False`` checks every array by identity instead of hoisting it (for functions
+    that steer Python control flow with an array's value).
     """
     b = _Builder(hoist)
     b.lines.append("pass")
-    if isinstance(root, types.FunctionType) and not is_library(root):
+    self_path: Path = (("self",), ())
+    if _is_user_function(root):
         kind = "function"
         b.function("root", root, rebindable=True)
     elif isinstance(root, types.MethodType) and _is_user_function(root.__func__):
         kind = "method"
-        self_var = b.var("root.__self__")
-        b.identity(self_var, root.__self__)
-        b.function(
-            b.var("root.__func__"), root.__func__, True, self_var=self_var, self_obj=root.__self__
-        )
+        b.function(b.var("root.__func__"), root.__func__, rebindable=True)
+        b.value(b.var("root.__self__"), root.__self__, self_path)
     elif _is_user_function(call := getattr(type(root), "__call__", None)) and not isinstance(
         root, functools.partial
     ):
         kind = "object"
-        b.function(b.var("type(root).__call__"), call, True, self_var="root", self_obj=root)
+        b.function(b.var("type(root).__call__"), call, rebindable=True)
+        b.value("root", root, self_path)
     else:
         kind = "opaque"
         b.value("root", root)
@@ -461,7 +599,7 @@ def build(root: Any, hoist: bool = True) -> Plan:
     exec(compile(src, "<jaxfunc guard>", "exec"), ns)
     fns_ns = dict(b.ns)
     exec(compile(_functions_source(b), "<jaxfunc rebind>", "exec"), fns_ns)
-    return Plan(ns["guard"], b.slots, fns_ns["functions"], kind, b.checks)
+    return Plan(ns["guard"], b.paths, fns_ns["functions"], kind, b.checks)
 
 
 def _functions_source(b: _Builder) -> str:

@@ -109,7 +109,7 @@ def output_dependencies(
     bits = [1 << i for i in range(len(args))]
     try:
         closed = jax.make_jaxpr(fn)(*args)
-    except _compat.CONCRETIZATION_ERRORS:
+    except Exception:  # needs concrete values (a real error is raised again just below)
         _, f_jvp = jax.linearize(fn, *args)
         closed = jax.make_jaxpr(f_jvp)(*args)
     return dependencies(closed.jaxpr, bits, honor_no_grad)

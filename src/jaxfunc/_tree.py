@@ -86,10 +86,23 @@ def _dict_orders(tree: Any) -> tuple[tuple[Any, ...], ...] | None:
     return tuple(orders)
 
 
-def _apply_orders(tree: Any, orders: tuple[tuple[Any, ...], ...]) -> Any:
+class _Hole:
+    """Where leaf ``i`` goes, in a skeleton of a structure."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+def _fill(skeleton: Any, orders: tuple[tuple[Any, ...], ...], leaves: Any) -> Any:
+    """Rebuild ``skeleton`` with its dicts in ``orders`` and its holes filled by ``leaves``
+    (which may be trees themselves: the walk never looks inside them)."""
     it = iter(orders)
 
     def walk(x: Any) -> Any:
+        if type(x) is _Hole:
+            return leaves[x.i]
         if _plain_dict(x):
             keys = next(it)
             rebuilt = {k: walk(x[k]) for k in sorted(x)}
@@ -103,9 +116,11 @@ def _apply_orders(tree: Any, orders: tuple[tuple[Any, ...], ...]) -> Any:
             return type(x)(walk(c) for c in x)
         if isinstance(x, collections.OrderedDict):
             return type(x)((k, walk(v)) for k, v in x.items())
-        return x
+        return jax.tree_util.tree_map(  # a custom pytree node: JAX rebuilds it
+            lambda h: leaves[h.i], x, is_leaf=lambda y: type(y) is _Hole
+        )
 
-    return walk(tree)
+    return walk(skeleton)
 
 
 class Structure:
@@ -135,8 +150,11 @@ class Structure:
         return self.treedef.num_leaves
 
     def unflatten(self, new_leaves: Any) -> Any:
-        out = jax.tree_util.tree_unflatten(self.treedef, new_leaves)
-        return out if self.orders is None else _apply_orders(out, self.orders)
+        if self.orders is None:
+            return jax.tree_util.tree_unflatten(self.treedef, new_leaves)
+        holes = [_Hole(i) for i in range(self.treedef.num_leaves)]
+        skeleton = jax.tree_util.tree_unflatten(self.treedef, holes)
+        return _fill(skeleton, self.orders, list(new_leaves))
 
     def pprint(self) -> str:
         """torch's ``treespec_pprint`` text for this structure."""

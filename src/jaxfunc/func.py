@@ -53,6 +53,52 @@ def _wraps(
     return deco
 
 
+def _flat_fn(
+    func: Callable[..., Any],
+    call_args: Callable[[tuple[Any, ...]], tuple[Any, ...]],
+    api: str,
+    has_aux: bool,
+    seen: dict[str, Any],
+    check: Callable[[list[Any]], None] | None = None,
+) -> Callable[..., tuple[list[Any], Any]]:
+    """``func`` as the core's flat function ``fn(*arrays) -> (outputs, aux)``, with torch's
+    output checks (``api`` prefixes the messages). The output and aux structures are noted
+    in ``seen`` (``"out"``, ``"aux"``); ``check`` adds a transform's own output rule."""
+
+    def fn(*flat: Any) -> tuple[list[Any], Any]:
+        out = func(*call_args(flat))
+        aux = None
+        if has_aux:
+            out, aux = _checks.check_has_aux_output(out, api)
+            _checks.check_aux(aux)
+            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
+            aux = [_checks.to_array(a) for a in aux_flat]
+        flat_out, seen["out"] = _tree.flatten_structure(out)
+        _checks.check_nonempty_tensor_output(flat_out, api)
+        if check is not None:
+            check(flat_out)
+        return [_checks.to_array(o) for o in flat_out], aux
+
+    return fn
+
+
+def _with_aux(result: Any, has_aux: bool, seen: dict[str, Any], aux: Any) -> Any:
+    """Append ``aux`` (in the user's structure) to a result tuple, or pair it with a value."""
+    if not has_aux:
+        return result
+    aux = seen["aux"].unflatten(aux)
+    return (*result, aux) if isinstance(result, tuple) else (result, aux)
+
+
+def _floating_outputs(flat_out: list[Any]) -> None:
+    for o in flat_out:
+        if not _checks.is_inexact(o):
+            raise RuntimeError(
+                "vjp(f, ...): All outputs of f must be floating-point or complex Tensors, got "
+                f"Tensor with dtype {_checks.torch_dtype(o.dtype)}"
+            )
+
+
 # -- vjp ----------------------------------------------------------------------------------------
 
 
@@ -102,25 +148,8 @@ def _unflatten_args(structures: tuple[_tree.Structure, ...], flat: Any) -> tuple
 def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tuple[Any, ...]:
     in_structures, has_aux = static
     seen: dict[str, Any] = {}
-
-    def fn(*flat: Any) -> tuple[list[Any], Any]:
-        out = func(*_unflatten_args(in_structures, flat))
-        aux = None
-        if has_aux:
-            out, aux = _checks.check_has_aux_output(out, _VJP)
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
-        flat_out, seen["out"] = _tree.flatten_structure(out)
-        _checks.check_nonempty_tensor_output(flat_out, _VJP)
-        for o in flat_out:
-            if not _checks.is_inexact(o):
-                raise RuntimeError(
-                    "vjp(f, ...): All outputs of f must be floating-point or complex Tensors, "
-                    f"got Tensor with dtype {_checks.torch_dtype(o.dtype)}"
-                )
-        return [_checks.to_array(o) for o in flat_out], aux
-
+    unflatten = functools.partial(_unflatten_args, in_structures)
+    fn = _flat_fn(func, unflatten, _VJP, has_aux, seen, _floating_outputs)
     if _cache.tracing():
         # The residuals cross a jit boundary to reach the backward: storing every
         # intermediate costs memory traffic that recomputing cheap operations does not
@@ -131,10 +160,7 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
     vjp_fn = _core.VjpFn.from_pullback(
         pullback, seen["out"], out_avals, in_structures, _cache.tracing()
     )
-    result = (seen["out"].unflatten(out), vjp_fn)
-    if has_aux:
-        result += (seen["aux"].unflatten(aux),)
-    return result
+    return _with_aux((seen["out"].unflatten(out), vjp_fn), has_aux, seen, aux)
 
 
 # -- jvp ----------------------------------------------------------------------------------------
@@ -239,19 +265,7 @@ def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[An
     struct, strict, has_aux = static
     flat_p, flat_t = arrays
     seen: dict[str, Any] = {}
-
-    def fn(*flat: Any) -> tuple[list[Any], Any]:
-        out = func(*struct.unflatten(list(flat)))
-        aux = None
-        if has_aux:
-            out, aux = _checks.check_has_aux_output(out, _JVP)
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
-        flat_out, seen["out"] = _tree.flatten_structure(out)
-        _checks.check_nonempty_tensor_output(flat_out, _JVP)
-        return [_checks.to_array(o) for o in flat_out], aux
-
+    fn = _flat_fn(func, lambda flat: struct.unflatten(list(flat)), _JVP, has_aux, seen)
     if strict:
         deps = _strict.output_dependencies(lambda *p: fn(*p)[0], flat_p, honor_no_grad=False)
         if any(d == 0 for d in deps):
@@ -260,10 +274,7 @@ def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[An
                 "inputs. This is not allowed with strict=True."
             )
     out, tan, aux = _core.forward(fn, flat_p, flat_t, honor_no_grad=False)
-    result = (seen["out"].unflatten(out), seen["out"].unflatten(tan))
-    if has_aux:
-        result += (seen["aux"].unflatten(aux),)
-    return result
+    return _with_aux((seen["out"].unflatten(out), seen["out"].unflatten(tan)), has_aux, seen, aux)
 
 
 # -- grad / grad_and_value -------------------------------------------------------------------
@@ -353,12 +364,16 @@ def _grad_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> A
         out = _checks.to_array(out)
         if has_aux:
             _checks.check_aux(aux)
-            aux = jax.tree_util.tree_map(_checks.to_array, aux)
+            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
+            aux = [_checks.to_array(a) for a in aux_flat]
         return ([out] if _checks.is_inexact(out) else []), (out, aux)
 
+    seen: dict[str, Any] = {}
     outs, pullback, (value, aux) = _core.reverse(fn, diff_flat)
     grads = _core.pull(pullback, [jnp.ones_like(o) for o in outs])
     g = diff_struct.unflatten(grads)
+    if has_aux:
+        aux = seen["aux"].unflatten(aux)
     if with_value:
         return (g, (value, aux)) if has_aux else (g, value)
     return (g, aux) if has_aux else g
@@ -401,6 +416,13 @@ def jacrev(
     return wrapper
 
 
+def _replacing(
+    args: tuple[Any, ...], argnums: Any, diff_struct: _tree.Structure
+) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """``args`` with the differentiated ones rebuilt from the flat arrays a transform traces."""
+    return lambda flat: _checks.replace_argnums(args, argnums, diff_struct.unflatten(list(flat)))
+
+
 def _jacrev_positional(func: Any, argnums: Any, has_aux: bool, chunk_size: Any) -> Any:
     return jacrev(func, argnums, has_aux=has_aux, chunk_size=chunk_size)
 
@@ -419,29 +441,15 @@ def _jacrev_program(func: Callable[..., Any], static: Any, arrays: list[Any]) ->
     diff_flat, diff_struct = _tree.flatten_structure(_checks.slice_argnums(args, argnums))
     seen: dict[str, Any] = {}
 
-    def fn(*flat: Any) -> tuple[list[Any], Any]:
-        out = func(*_checks.replace_argnums(args, argnums, diff_struct.unflatten(list(flat))))
-        aux = None
-        if has_aux:
-            out, aux = _checks.check_has_aux_output(out, _VJP)
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
-        flat_out, seen["out"] = _tree.flatten_structure(out)
-        _checks.check_nonempty_tensor_output(flat_out, _VJP)
-        for o in flat_out:
-            if not _checks.is_inexact(o):
-                raise RuntimeError(
-                    "vjp(f, ...): All outputs of f must be floating-point or complex Tensors, "
-                    f"got Tensor with dtype {_checks.torch_dtype(o.dtype)}"
-                )
+    def outputs(flat_out: list[Any]) -> None:
+        _floating_outputs(flat_out)
         _checks.check_real("jacrev", flat_out, is_input=False)
-        return [_checks.to_array(o) for o in flat_out], aux
+
+    fn = _flat_fn(func, _replacing(args, argnums, diff_struct), _VJP, has_aux, seen, outputs)
 
     outs, pullback, aux = _core.reverse(fn, diff_flat)
     jac = _core.jacobian_reverse(pullback, outs, diff_flat, chunk_size)
-    result = _jac_structure(seen["out"], diff_struct, jac)
-    return (result, seen["aux"].unflatten(aux)) if has_aux else result
+    return _with_aux(_jac_structure(seen["out"], diff_struct, jac), has_aux, seen, aux)
 
 
 def jacfwd(
@@ -488,27 +496,17 @@ def _jacfwd_program(func: Callable[..., Any], static: Any, arrays: list[Any]) ->
     diff_flat, diff_struct = _tree.flatten_structure(_checks.slice_argnums(args, argnums))
     seen: dict[str, Any] = {}
 
-    def fn(*flat: Any) -> tuple[list[Any], Any]:
-        out = func(*_checks.replace_argnums(args, argnums, diff_struct.unflatten(list(flat))))
-        aux = None
-        if has_aux:
-            out, aux = _checks.check_has_aux_output(out, _JVP)
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
-        flat_out, seen["out"] = _tree.flatten_structure(out)
-        _checks.check_nonempty_tensor_output(flat_out, _JVP)
+    def outputs(flat_out: list[Any]) -> None:
         _checks.check_real("jacfwd", flat_out, is_input=False)
-        return [_checks.to_array(o) for o in flat_out], aux
 
+    fn = _flat_fn(func, _replacing(args, argnums, diff_struct), _JVP, has_aux, seen, outputs)
     outs, aux = fn(*diff_flat)  # shapes, checks and aux, once (XLA drops the duplicate)
 
     def push(*tangents: Any) -> list[Any]:
         return _core.forward(fn, diff_flat, tangents, honor_no_grad=False)[1]
 
     jac = _core.jacobian_forward(push, outs, diff_flat)
-    result = _jac_structure(seen["out"], diff_struct, jac)
-    return (result, seen["aux"].unflatten(aux)) if has_aux else result
+    return _with_aux(_jac_structure(seen["out"], diff_struct, jac), has_aux, seen, aux)
 
 
 def hessian(
@@ -586,6 +584,7 @@ class JvpFn:
         return meta.out_structure.unflatten(list(out))
 
 
+_cache.PYTREE_CALLABLES.add(JvpFn)
 jax.tree_util.register_pytree_node(
     JvpFn,
     lambda f: ((f._lin,), f._meta),
@@ -621,23 +620,12 @@ def linearize(func: Callable[..., Any], *primals: Any, has_aux: bool = False) ->
 def _linearize_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tuple[Any, ...]:
     struct, has_aux = static
     seen: dict[str, Any] = {}
-
-    def fn(*flat: Any) -> tuple[list[Any], Any]:
-        out = func(*struct.unflatten(list(flat)))
-        aux = None
-        if has_aux:
-            out, aux = _checks.check_has_aux_output(out, "linearize(f, *primals)")
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
-        flat_out, seen["out"] = _tree.flatten_structure(out)
-        _checks.check_nonempty_tensor_output(flat_out, "linearize(f, *primals)")
-        return [_checks.to_array(o) for o in flat_out], aux
+    api = "linearize(f, *primals)"
+    fn = _flat_fn(func, lambda flat: struct.unflatten(list(flat)), api, has_aux, seen)
 
     out, lin, aux = jax.linearize(fn, *arrays, has_aux=True)
     meta = LinearizeMeta(struct, tuple((tuple(a.shape), a.dtype) for a in arrays), seen["out"])
-    result = (seen["out"].unflatten(out), JvpFn(lin, meta))
-    return (*result, seen["aux"].unflatten(aux)) if has_aux else result
+    return _with_aux((seen["out"].unflatten(out), JvpFn(lin, meta)), has_aux, seen, aux)
 
 
 # -- vmap -----------------------------------------------------------------------------------
