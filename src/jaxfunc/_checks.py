@@ -28,10 +28,6 @@ def to_array(x: Any) -> Any:
     return jnp.asarray(x) if type(x) is np.ndarray else x
 
 
-def dtype_of(x: Any) -> np.dtype:
-    return np.dtype(x.dtype)
-
-
 _INEXACT: dict[Any, bool] = {}
 _COMPLEX: dict[Any, bool] = {}
 

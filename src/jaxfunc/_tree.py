@@ -26,10 +26,6 @@ def leaves(tree: Any) -> list[Any]:
     return jax.tree_util.tree_leaves(tree, is_leaf=_is_none)
 
 
-def structure(tree: Any) -> Any:
-    return jax.tree_util.tree_structure(tree, is_leaf=_is_none)
-
-
 def _is_namedtuple(x: Any) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
 

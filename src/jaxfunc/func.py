@@ -190,13 +190,14 @@ def _check_jvp_pair(primal: Any, tangent: Any) -> Any:
     return tangent.astype(primal.dtype) if tangent.dtype != primal.dtype else tangent
 
 
-def _jvp_inputs(primals: Any, tangents: Any) -> tuple[list[Any], list[Any]]:
+def _jvp_inputs(primals: Any, tangents: Any) -> tuple[list[Any], list[Any], _tree.Structure]:
     """Validate torch.func.jvp's primals/tangents; returns flat primals and cast tangents."""
     if not isinstance(primals, tuple):
         raise RuntimeError(
             f"{_JVP}: Expected primals to be a tuple. E.g. it should be valid to call f(*primals)."
         )
-    flat_p, p_def = _tree.flatten(primals)
+    flat_p, p_struct = _tree.flatten_structure(primals)
+    p_def = p_struct.treedef
     flat_t, t_def = _tree.flatten(tangents)
     if p_def != t_def:
         raise RuntimeError(
@@ -214,7 +215,7 @@ def _jvp_inputs(primals: Any, tangents: Any) -> tuple[list[Any], list[Any]]:
                     f"{_JVP}: Expected {name} to only contain Tensors, got {type(leaf)}"
                 )
     cast = [_check_jvp_pair(p, t) for p, t in zip(flat_p, flat_t)]
-    return [_checks.to_array(p) for p in flat_p], cast
+    return [_checks.to_array(p) for p in flat_p], cast, p_struct
 
 
 @overload
@@ -255,8 +256,7 @@ def jvp(
     Differences from torch: ``no_grad`` blocks are ignored, as torch's forward AD does.
     """
     _checks.check_callable(func, "jvp")
-    flat_p, flat_t = _jvp_inputs(primals, tangents)
-    struct = _tree.flatten_structure(primals)[1]
+    flat_p, flat_t, struct = _jvp_inputs(primals, tangents)
     return _cache.call(func, _jvp_program, (struct, strict, has_aux), (flat_p, flat_t))
 
 
