@@ -1142,3 +1142,14 @@ add(
     "vmap unsorted dict output",
     lambda s: s.TF.vmap(lambda a: {"z": a, "a": s.sum(a)})(s.ones(2, 3)),
 )
+
+S = "complex v=None"
+for _fn in ("jvp", "vhp", "hvp"):
+    add(
+        S,
+        f"AF.{_fn} v=None complex input",
+        lambda s, _fn=_fn: getattr(s.AF, _fn)(
+            (lambda z: z * 2) if _fn == "jvp" else (lambda z: s.sum(s.real(z * s.conj(z)))),
+            s.t([1 + 2j]),
+        ),
+    )

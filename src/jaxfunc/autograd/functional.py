@@ -127,6 +127,11 @@ def _v_for_inputs(v: Any, xs: Sequence[Any], is_tuple: bool, fn_name: str) -> li
                 "The vector v can only be None if the input to the user-provided function is a "
                 "single Tensor with a single element."
             )
+        if _checks.is_complex(xs[0]):  # torch's implicit ones are real-only
+            raise RuntimeError(
+                "grad can be implicitly created only for real scalar outputs but got "
+                f"{_checks.torch_dtype(xs[0].dtype)}"
+            )
         return [jnp.ones_like(xs[0])]
     _, vs = _checks.as_tuple(v, "v", fn_name)
     _checks.validate_v(vs, tuple(xs), is_tuple)
