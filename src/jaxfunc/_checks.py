@@ -25,7 +25,14 @@ def is_tensor(x: Any) -> bool:
 
 def to_array(x: Any) -> Any:
     """numpy arrays enter as jax arrays; jax arrays and tracers pass through untouched."""
-    return jnp.asarray(x) if type(x) is np.ndarray else x
+    if type(x) is not np.ndarray:
+        return x
+    if x.dtype == object:
+        raise TypeError(
+            "A numpy array of dtype object cannot be used as a Tensor: convert it to a "
+            "numeric dtype first (e.g. arr.astype(float))."
+        )
+    return jnp.asarray(x)
 
 
 _INEXACT: dict[Any, bool] = {}

@@ -248,7 +248,7 @@ class VjpFn:
             flat = [cotangents]  # the common case, without a pytree walk
         else:
             flat, struct = _tree.flatten_structure(cotangents)
-            if struct.treedef != meta.out_structure.treedef:
+            if struct != meta.out_structure:  # torch compares dict key order too
                 raise RuntimeError(
                     "Expected pytree structure of cotangents to be the same as pytree "
                     f"structure of outputs to the function. cotangents: {struct.pprint()}, "

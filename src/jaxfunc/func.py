@@ -197,9 +197,8 @@ def _jvp_inputs(primals: Any, tangents: Any) -> tuple[list[Any], list[Any], _tre
             f"{_JVP}: Expected primals to be a tuple. E.g. it should be valid to call f(*primals)."
         )
     flat_p, p_struct = _tree.flatten_structure(primals)
-    p_def = p_struct.treedef
-    flat_t, t_def = _tree.flatten(tangents)
-    if p_def != t_def:
+    flat_t, t_struct = _tree.flatten_structure(tangents)
+    if p_struct != t_struct:  # torch compares dict key order too
         raise RuntimeError(
             f"{_JVP}: Expected primals and tangents to have the same python structure. For "
             "example, if primals is a tuple of 3 tensors, tangents also must be. Got primals "
@@ -532,12 +531,12 @@ def hessian(
 
 
 class LinearizeMeta:
-    __slots__ = ("compiled", "in_avals", "in_structure", "out_structure")
+    __slots__ = ("compiled", "in_avals", "in_structure", "out_desc")
 
-    def __init__(self, in_structure: Any, in_avals: Any, out_structure: Any) -> None:
+    def __init__(self, in_structure: Any, in_avals: Any, out_desc: Any) -> None:
         self.in_structure = in_structure
         self.in_avals = in_avals
-        self.out_structure = out_structure
+        self.out_desc = out_desc  # the output's structure and non-array leaves
         self.compiled = _cache.tracing()
 
 
@@ -562,7 +561,7 @@ class JvpFn:
     def __call__(self, *tangents: Any) -> Any:
         meta = self._meta
         flat, struct = _tree.flatten_structure(tangents)
-        if struct.treedef != meta.in_structure.treedef:
+        if struct != meta.in_structure:  # torch compares dict key order too
             primals = meta.in_structure.unflatten([0] * meta.in_structure.num_leaves)
             raise RuntimeError(
                 f"Expected the tangents {_tree.treespec_repr(tangents)} to have the same "
@@ -581,7 +580,7 @@ class JvpFn:
                         f"the {what} {want} of the corresponding primal."
                     )
         out = self._lin(*[_checks.to_array(t) for t in flat])
-        return meta.out_structure.unflatten(list(out))
+        return _core.merge_arrays(meta.out_desc, out)
 
 
 _cache.PYTREE_CALLABLES.add(JvpFn)
@@ -621,11 +620,23 @@ def _linearize_program(func: Callable[..., Any], static: Any, arrays: list[Any])
     struct, has_aux = static
     seen: dict[str, Any] = {}
     api = "linearize(f, *primals)"
-    fn = _flat_fn(func, lambda flat: struct.unflatten(list(flat)), api, has_aux, seen)
+
+    def fn(*flat: Any) -> tuple[list[Any], Any]:
+        # torch's linearize checks nothing about the output: non-tensor leaves (None,
+        # numbers) come back as they are, from the call and from jvp_fn.
+        out = func(*struct.unflatten(list(flat)))
+        aux = None
+        if has_aux:
+            out, aux = _checks.check_has_aux_output(out, api)
+            _checks.check_aux(aux)
+            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
+            aux = [_checks.to_array(a) for a in aux_flat]
+        arrays_out, seen["out"] = _core.split_arrays(out)
+        return arrays_out, aux
 
     out, lin, aux = jax.linearize(fn, *arrays, has_aux=True)
     meta = LinearizeMeta(struct, tuple((tuple(a.shape), a.dtype) for a in arrays), seen["out"])
-    return _with_aux((seen["out"].unflatten(out), JvpFn(lin, meta)), has_aux, seen, aux)
+    return _with_aux((_core.merge_arrays(seen["out"], out), JvpFn(lin, meta)), has_aux, seen, aux)
 
 
 # -- vmap -----------------------------------------------------------------------------------
@@ -798,6 +809,11 @@ def _vmap_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> A
                 raise ValueError(
                     f"vmap({name}, ...): `{name}` must only return Tensors, got type {type(o)}. "
                     "Did you mean to set out_dims= to None for output?"
+                )
+            if d is not None and not -(o.ndim + 1) <= d <= o.ndim:
+                raise IndexError(
+                    "Dimension out of range (expected to be in range of "
+                    f"[{-(o.ndim + 1)}, {o.ndim}], but got {d})"
                 )
         seen["dims"] = dims
         return [_checks.to_array(o) if _checks.is_tensor(o) else o for o in flat_out]

@@ -612,6 +612,7 @@ def _second_order_program(func: Callable[..., Any], static: Any, arrays: Any) ->
     seen: dict[str, Any] = {}
     fn = _scalar_output_fn(func, fn_name, seen)
     outs = fn(*xs)[1]
+    _check_complex_second_order((), outs)
     grad_fn = _gradient_fn(fn)
     if strict:
         _check_jacobian_of_inputs(fn, grad_fn, xs, none_message=True)
