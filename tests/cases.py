@@ -206,6 +206,13 @@ add(
 )
 add(
     S,
+    "create_graph strict, linear input 0 before unused input 1",
+    lambda s: s.AF.vjp(
+        lambda a, b: a + a, (x3(s), y3(s)), s.ones(3), create_graph=True, strict=True
+    ),
+)
+add(
+    S,
     "strict=False cg linear",
     lambda s: s.AF.vjp(lambda a: 3 * a, x3(s), s.ones(3), create_graph=True),
 )
@@ -343,6 +350,23 @@ add(S, "inputs tuple with int", lambda s: s.AF.jacobian(foo, (x4(s), 2)))
 add(S, "output non-tensor", lambda s: s.AF.jacobian(lambda a: (a, "bar"), x3(s)))
 add(S, "complex output", lambda s: s.AF.jacobian(lambda a: a * (1 + 1j), x3(s)))
 add(S, "complex input real output", lambda s: s.AF.jacobian(lambda z: s.abs(z), s.t([3 + 4j])))
+add(
+    S,
+    "complex output, vectorize",
+    lambda s: s.AF.jacobian(lambda a: a * (1 + 2j), s.t([1.0, 2.0]), vectorize=True),
+)
+add(
+    S,
+    "complex to complex, vectorize",
+    lambda s: s.AF.jacobian(lambda z: z * z, s.t([3 + 4j, 1 - 2j]), vectorize=True),
+)
+add(
+    S,
+    "complex outputs tuple, vectorize",
+    lambda s: s.AF.jacobian(
+        lambda z, a: (s.sin(z) * a, s.abs(z)), (s.t([3 + 4j, 1 - 2j]), s.t(2.0)), vectorize=True
+    ),
+)
 add(S, "f64 in f32 out reverse", lambda s: s.AF.jacobian(lambda a: s.float32(a * 2), x3(s)))
 add(
     S,

@@ -14,19 +14,22 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 try:
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 except ImportError:  # pragma: no cover - hypothesis is a test dependency
     pass
 else:
     _slow_data = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
     settings.register_profile(
         "ci",
-        max_examples=40,
+        max_examples=35,
         deadline=None,
         derandomize=True,
         database=None,
         print_blob=True,
         suppress_health_check=_slow_data,
+        # no shrinking: every example runs torch and a jit compile, so shrinking a failure
+        # can take minutes; the long profile shrinks
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )
     settings.register_profile(
         "long",

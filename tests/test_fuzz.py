@@ -11,29 +11,38 @@ the guarded cache jit-compiles the call).
 
 Profiles (``conftest.py``): ``ci`` (default, derandomized, a few hundred examples in all)
 and ``long`` (``pytest tests/test_fuzz.py --hypothesis-profile=long``).
+
+What the generators stay away from, and why (each is a torch bug or artifact, shown next to
+the code that avoids it): float32 tangents for float64 primals in ``func.jvp`` (torch keeps
+them float32 through linear ops), negative argnums in ``jacfwd`` (torch returns zeros), 0-d
+float32 plus a Python float in torch.func's forward mode (torch gives a float64 tangent),
+complex inputs to ``AF.hessian`` (torch is inconsistent), |x| < 0.01 (torch's second
+derivative of ``prod`` divides by x), and torch crashing on valid input
+(``TORCH_BUG_MESSAGES``: such examples are dropped). Every jaxfunc bug found here has a
+regression test in ``test_found_by_fuzzing``; the one difference that stays is listed in
+``KNOWN_BUGS`` (a strict xfail, and kept out of the generators).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, reject
+from hypothesis import event, given, reject
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from oracle import HAVE_TORCH, JaxSide, Raised, TorchSide, assert_same, outcome
 
 from jaxfunc import _cache
 
 if HAVE_TORCH:
     import torch
-
-import jax.numpy as jnp
 
 pytestmark = pytest.mark.skipif(not HAVE_TORCH, reason="torch 2.13 (the oracle) is not installed")
 
@@ -66,22 +75,24 @@ OPS: dict[str, Op] = {
     "sub": Op(lambda a, b: a - b, lambda a, b: a - b),
     "mul": Op(lambda a, b: a * b, lambda a, b: a * b),
     # a / (2 + sin b) >= a / 1 for real data; complex divides by a positive constant instead
-    "div_safe": Op(lambda a, b: a / (2.0 + torch.sin(b)), lambda a, b: a / (2.0 + jnp.sin(b))),
+    "div_safe": Op(
+        lambda a, b, *, two: a / (two + torch.sin(b)), lambda a, b, *, two: a / (two + jnp.sin(b))
+    ),
     "div_const": Op(lambda a, *, c: a / c, lambda a, *, c: a / c),
     "sum": Op(lambda a, *, axis: a.sum(dim=axis), lambda a, *, axis: jnp.sum(a, axis=axis)),
     "sum_all": Op(lambda a: a.sum(), lambda a: jnp.sum(a)),
     "mean": Op(lambda a, *, axis: a.mean(dim=axis), lambda a, *, axis: jnp.mean(a, axis=axis)),
     "mean_all": Op(lambda a: a.mean(), lambda a: jnp.mean(a)),
-    "prod": Op(lambda a, *, axis: torch.prod(a, dim=axis), lambda a, *, axis: jnp.prod(a, axis=axis)),
+    "prod": Op(
+        lambda a, *, axis: torch.prod(a, dim=axis), lambda a, *, axis: jnp.prod(a, axis=axis)
+    ),
     "prod_all": Op(lambda a: torch.prod(a), lambda a: jnp.prod(a)),
     "matmul": Op(lambda a, b: a @ b, lambda a, b: a @ b),
     "index": Op(lambda a, *, i: a[i], lambda a, *, i: a[i]),
     "slice": Op(
         lambda a, *, axis, sl: a[_index(axis, sl)], lambda a, *, axis, sl: a[_index(axis, sl)]
     ),
-    "take": Op(
-        lambda a, *, idx: a[torch.from_numpy(idx)], lambda a, *, idx: a[jnp.asarray(idx)]
-    ),
+    "take": Op(lambda a, *, idx: a[torch.from_numpy(idx)], lambda a, *, idx: a[jnp.asarray(idx)]),
     "where": Op(
         lambda a, b, *, mask: torch.where(torch.from_numpy(mask), a, b),
         lambda a, b, *, mask: jnp.where(jnp.asarray(mask), a, b),
@@ -113,7 +124,7 @@ OPS: dict[str, Op] = {
 class Node:
     """One op applied to child nodes; ``input``/``const`` leaves. Identity-hashed on purpose."""
 
-    __slots__ = ("op", "args", "params", "shape", "bound")
+    __slots__ = ("args", "bound", "op", "params", "shape")
 
     def __init__(self, op: str, args: tuple, params: dict, shape: tuple, bound: float) -> None:
         self.op, self.args, self.params, self.shape, self.bound = op, args, params, shape, bound
@@ -128,33 +139,54 @@ class Node:
         return f"{self.op}({inner}{', ' if inner and params else ''}{params})"
 
 
-def evaluate(node: Node, s: Any, leaves: list[Any], dtype: str) -> Any:
+def evaluate(node: Node, s: Any, leaves: list[Any], dtype: str, typed_scalars: bool) -> Any:
+    """``node`` on side ``s``; ``typed_scalars`` makes Python-float params 0-d arrays of ``dtype``."""
     if node.op == "input":
         return leaves[node.params["i"]]
     if node.op == "const":
         return s.t(node.params["value"], dtype)
     op = OPS[node.op]
     fn = op.torch if s.name == "torch" else op.jax
-    return fn(*(evaluate(a, s, leaves, dtype) for a in node.args), **node.params)
+    params = node.params
+    if typed_scalars:
+        params = {k: s.t(v, dtype) if isinstance(v, float) else v for k, v in params.items()}
+    return fn(*(evaluate(a, s, leaves, dtype, typed_scalars) for a in node.args), **params)
 
 
-#: jaxfunc bugs this file found (each pinned by a test_found_* regression test below): the
-#: generators keep clear of them while they are listed, so the properties keep searching
-#: the rest of the space. Remove an entry once its bug is fixed.
-KNOWN_BUGS = {"jacobian_vectorize_complex_output"}
+#: jaxfunc differences from torch the fuzzer found and that stay, with why. Their regression
+#: tests below are strict xfails (they fail while the difference stands), and the generators
+#: keep away from them so they do not hide other findings.
+KNOWN_BUGS = {
+    # JAX folds a gather with an empty index into a constant, so the traced program shows no
+    # dependence on the input (README, "Differences from torch").
+    "strict_empty_gather": "an empty gather is a constant to JAX: strict sees no dependence",
+}
+
+
+def _unless_fixed(bug: str, *ops: str) -> frozenset[str]:
+    """``ops`` while ``bug`` is listed in KNOWN_BUGS, else nothing."""
+    return frozenset(ops) if bug in KNOWN_BUGS else frozenset()
 
 
 # -- drawing random programs -----------------------------------------------------------------------
 
 
-shapes = st.lists(st.integers(0, 3), max_size=MAX_RANK).map(tuple)
+#: dims 1-3, sometimes 0 (empty arrays); ranks 0-3
+shapes = st.lists(st.sampled_from([2, 1, 3, 2, 1, 3, 0]), max_size=MAX_RANK).map(tuple)
+
+
+def _not_tiny(v: float) -> float:
+    """0 or at least 0.01 in magnitude: torch differentiates prod as ``prod / x``, which goes
+    wildly wrong in second order for |x| ~ 1e-100 (a numerical artifact, not semantics)."""
+    return v if abs(v) >= 0.01 else 0.0
 
 
 def element_strategy(dtype: str) -> st.SearchStrategy:
     if dtype == "complex128":
-        return st.complex_numbers(max_magnitude=1.0, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+        parts = st.floats(-0.7, 0.7, allow_subnormal=False).map(_not_tiny)
+        return st.builds(complex, parts, parts)
     width = 32 if dtype == "float32" else 64
-    return st.floats(-1.0, 1.0, width=width, allow_subnormal=False)
+    return st.floats(-1.0, 1.0, width=width, allow_subnormal=False).map(_not_tiny)
 
 
 def draw_array(draw: Any, shape: tuple, dtype: str) -> np.ndarray:
@@ -165,6 +197,7 @@ def draw_array(draw: Any, shape: tuple, dtype: str) -> np.ndarray:
 class Ctx:
     dtype: str
     inputs: list[np.ndarray]
+    exclude: frozenset[str] = frozenset()  # ops not to draw (see KNOWN_BUGS)
 
     @property
     def limit(self) -> float:
@@ -188,16 +221,16 @@ def draw_leaf(draw: Any, ctx: Ctx, shape: tuple) -> Node:
     i = draw(st.integers(0, len(ctx.inputs) - 1))
     x = Node("input", (), {"i": i}, ctx.inputs[i].shape, 1.0)
     src = x.shape
-    how = ["sum_broadcast"]
+    how = []
     if src == shape:
-        how.insert(0, "same")
+        how.append("same")
     if _broadcastable(src, shape) and src != shape:
         how.append("broadcast")
     if math.prod(src) == math.prod(shape) and src != shape:
         how.append("reshape")
     if math.prod(src) >= math.prod(shape):
         how.append("flat_prefix")
-    how = draw(st.sampled_from(how))
+    how = draw(st.sampled_from([*how, "sum_broadcast"]))
     if how == "same":
         return x
     bound = float(max(1, math.prod(src))) if how == "sum_broadcast" else 1.0
@@ -210,10 +243,12 @@ def _broadcast_pair(draw: Any, shape: tuple) -> tuple[tuple, tuple]:
         mode = draw(st.sampled_from(["both", "a1", "b1"])) if d != 1 else "both"
         a.append(1 if mode == "a1" else d)
         b.append(1 if mode == "b1" else d)
-    out = []
-    for dims in (a, b):
-        ones = next((k for k, d in enumerate(dims) if d != 1), len(dims))
-        out.append(tuple(dims[draw(st.integers(0, ones)) :]))
+    # one operand may drop leading 1s (rank broadcasting); the other keeps the full rank
+    short = draw(st.integers(0, 1))
+    out = [tuple(a), tuple(b)]
+    ones = next((k for k, d in enumerate(out[short]) if d != 1), len(out[short]))
+    out[short] = out[short][draw(st.integers(0, ones)) :]
+    assert np.broadcast_shapes(*out) == shape
     return out[0], out[1]
 
 
@@ -221,9 +256,9 @@ def _reshape_sources(shape: tuple) -> list[tuple]:
     n = math.prod(shape)
     cands = {(n,), tuple(reversed(shape))}
     for k in range(len(shape) + 1):
-        cands.add(shape[:k] + (1,) + shape[k:])
+        cands.add((*shape[:k], 1, *shape[k:]))
     for k in range(len(shape) - 1):
-        cands.add(shape[:k] + (shape[k] * shape[k + 1],) + shape[k + 2 :])
+        cands.add((*shape[:k], shape[k] * shape[k + 1], *shape[k + 2 :]))
     return sorted(c for c in cands if len(c) <= MAX_RANK and c != shape)
 
 
@@ -239,11 +274,11 @@ def _ops_for(ctx: Ctx, shape: tuple) -> list[str]:
         ops += ["slice", "take", "cat"]
     if r >= 2:
         ops.append("permute")
-    return ops
+    return [op for op in ops if op not in ctx.exclude]
 
 
 def draw_expr(draw: Any, ctx: Ctx, shape: tuple, depth: int) -> Node:
-    if depth == 0 or draw(st.integers(0, 3)) == 0:
+    if depth == 0 or draw(st.integers(0, 4)) == 4:
         return draw_leaf(draw, ctx, shape)
     op = draw(st.sampled_from(_ops_for(ctx, shape)))
     node = _build(draw, ctx, op, shape, depth - 1)
@@ -253,7 +288,7 @@ def draw_expr(draw: Any, ctx: Ctx, shape: tuple, depth: int) -> Node:
 
 
 def _build(draw: Any, ctx: Ctx, op: str, shape: tuple, depth: int) -> Node:
-    sub = lambda s: draw_expr(draw, ctx, s, depth)  # noqa: E731
+    sub = lambda s: draw_expr(draw, ctx, s, depth)
     r = len(shape)
     if op in ("sin", "exp", "tanh", "square"):
         a = sub(shape)
@@ -271,7 +306,7 @@ def _build(draw: Any, ctx: Ctx, op: str, shape: tuple, depth: int) -> Node:
         sa, sb = _broadcast_pair(draw, shape)
         a, b = sub(sa), sub(sb)
         bound = {"mul": a.bound * b.bound, "div_safe": a.bound}.get(op, a.bound + b.bound)
-        return Node(op, (a, b), {}, shape, bound)
+        return Node(op, (a, b), {"two": 2.0} if op == "div_safe" else {}, shape, bound)
     if op == "div_const":
         a = sub(shape)
         c = draw(st.sampled_from([1.5, 2.0, 3.0]))
@@ -279,7 +314,7 @@ def _build(draw: Any, ctx: Ctx, op: str, shape: tuple, depth: int) -> Node:
     if op in ("sum", "mean", "prod"):
         axis = draw(st.integers(0, r))
         k = draw(st.integers(1 if op == "mean" else 0, 3))
-        a = sub(shape[:axis] + (k,) + shape[axis:])
+        a = sub((*shape[:axis], k, *shape[axis:]))
         bound = {"sum": k * a.bound, "mean": a.bound, "prod": max(a.bound, 1.0) ** k}[op]
         return Node(op, (a,), {"axis": axis}, shape, bound)
     if op in ("sum_all", "mean_all", "prod_all"):
@@ -288,7 +323,9 @@ def _build(draw: Any, ctx: Ctx, op: str, shape: tuple, depth: int) -> Node:
         if op == "mean_all" and n == 0:
             src, n = (1,), 1
         a = sub(src)
-        bound = {"sum_all": n * a.bound, "mean_all": a.bound, "prod_all": max(a.bound, 1.0) ** n}[op]
+        bound = {"sum_all": n * a.bound, "mean_all": a.bound, "prod_all": max(a.bound, 1.0) ** n}[
+            op
+        ]
         return Node(op, (a,), {}, shape, bound)
     if op == "matmul":
         k = draw(st.integers(0, 3))
@@ -299,21 +336,21 @@ def _build(draw: Any, ctx: Ctx, op: str, shape: tuple, depth: int) -> Node:
         elif r == 2:
             sa, sb = (shape[0], k), (k, shape[1])
         else:
-            sa = shape[:-1] + (k,)
+            sa = (*shape[:-1], k)
             sb = draw(st.sampled_from([(k, shape[-1]), (shape[0], k, shape[-1])]))
         a, b = sub(sa), sub(sb)
         return Node(op, (a, b), {}, shape, max(k, 1) * a.bound * b.bound)
     if op == "index":
         k = draw(st.integers(1, 3))
         i = draw(st.integers(-k, k - 1))
-        a = sub((k,) + shape)
+        a = sub((k, *shape))
         return Node(op, (a,), {"i": i}, shape, a.bound)
     if op == "slice":
         axis = draw(st.integers(0, r - 1))
         n, step, start = shape[axis], draw(st.integers(1, 2)), draw(st.integers(0, 2))
         stop = start + (n - 1) * step + 1 if n else start
         length = stop + draw(st.integers(0, 1))
-        a = sub(shape[:axis] + (length,) + shape[axis + 1 :])
+        a = sub((*shape[:axis], length, *shape[axis + 1 :]))
         return Node(op, (a,), {"axis": axis, "sl": slice(start, stop, step)}, shape, a.bound)
     if op == "take":
         length = draw(st.integers(1, 3))
@@ -321,7 +358,7 @@ def _build(draw: Any, ctx: Ctx, op: str, shape: tuple, depth: int) -> Node:
             draw(st.lists(st.integers(-length, length - 1), min_size=shape[0], max_size=shape[0])),
             dtype=np.int64,
         )
-        a = sub((length,) + shape[1:])
+        a = sub((length, *shape[1:]))
         return Node(op, (a,), {"idx": idx}, shape, a.bound)
     if op == "where":
         mask = draw(hnp.arrays(np.bool_, shape))
@@ -337,8 +374,8 @@ def _build(draw: Any, ctx: Ctx, op: str, shape: tuple, depth: int) -> Node:
     if op == "cat":
         axis = draw(st.integers(0, r - 1))
         k1 = draw(st.integers(0, shape[axis]))
-        a = sub(shape[:axis] + (k1,) + shape[axis + 1 :])
-        b = sub(shape[:axis] + (shape[axis] - k1,) + shape[axis + 1 :])
+        a = sub((*shape[:axis], k1, *shape[axis + 1 :]))
+        b = sub((*shape[:axis], shape[axis] - k1, *shape[axis + 1 :]))
         return Node(op, (a, b), {"axis": axis}, shape, max(a.bound, b.bound))
     raise AssertionError(op)
 
@@ -400,16 +437,27 @@ class Problem:
     ctx: Ctx
     outs: list[Node]  # one expression per output leaf
     out_spec: Any
+    #: Python-float constants as 0-d arrays: torch.func's forward mode gives a float64
+    #: tangent for ``2.0 + a`` with a 0-d float32 ``a`` (a torch bug: torch.func.jvp(lambda
+    #: a: 2.0 + a, (tensor(.5),), (tensor(1.),)) has a float64 tangent), so forward-mode
+    #: torch.func tests in float32 keep Python scalars out
+    typed_scalars: bool = False
 
     @property
     def dtype(self) -> str:
         return self.ctx.dtype
 
+    @property
+    def no_output(self) -> bool:
+        """Nothing to differentiate (e.g. ``([], {})``): torch raises, and jaxfunc must too."""
+        return count_leaves(self.out_spec) == 0
+
     def inputs(self, s: Any) -> list[Any]:
         return [s.t(x, self.dtype) for x in self.ctx.inputs]
 
     def values(self, s: Any, leaves: list[Any]) -> Any:
-        return build(self.out_spec, iter([evaluate(n, s, leaves, self.dtype) for n in self.outs]))
+        values = [evaluate(n, s, leaves, self.dtype, self.typed_scalars) for n in self.outs]
+        return build(self.out_spec, iter(values))
 
     def flat_fn(self, s: Any) -> Callable[..., Any]:
         """``f(*inputs)`` returning the output structure (what autograd.functional takes)."""
@@ -424,24 +472,22 @@ def problems(
     out_kinds: tuple[str, ...] = ("array", "tuple", "list", "dict", "nested"),
     scalar: bool = False,
     real_output: bool = False,
+    exclude: frozenset[str] = frozenset(),
+    exclude_complex: frozenset[str] = frozenset(),
 ) -> Problem:
     dtype = draw(st.sampled_from(dtypes))
     n_in = draw(st.integers(1, 3))
     inputs = [draw_array(draw, draw(shapes), dtype) for _ in range(n_in)]
-    ctx = Ctx(dtype, inputs)
+    ctx = Ctx(dtype, inputs, exclude | (exclude_complex if dtype == "complex128" else frozenset()))
     spec = LEAF if scalar else draw_structure(draw, list(out_kinds))
     outs = []
     for _ in range(count_leaves(spec)):
         shape = () if scalar else draw(shapes)
-        node = draw_expr(draw, ctx, shape, depth=draw(st.integers(0, 3)))
+        node = draw_expr(draw, ctx, shape, depth=draw(st.integers(1, 4)))
         if real_output and ctx.is_complex:
             node = Node(draw(st.sampled_from(["real", "abs2"])), (node,), {}, shape, node.bound**2)
         outs.append(node)
     return Problem(ctx, outs, spec)
-
-
-def out_shapes(p: Problem) -> list[tuple]:
-    return [n.shape for n in p.outs]
 
 
 def out_dtype(p: Problem, node: Node) -> str:
@@ -450,7 +496,7 @@ def out_dtype(p: Problem, node: Node) -> str:
 
 def draw_like(draw: Any, shape: tuple, dtype: str, allow_cast: bool = True) -> np.ndarray:
     """A random cotangent/tangent; a float32 one for float64 data sometimes (torch casts it)."""
-    if allow_cast and dtype == "float64" and draw(st.integers(0, 4)) == 0:
+    if allow_cast and dtype == "float64" and draw(st.integers(0, 4)) == 4:
         dtype = "float32"
     return draw_array(draw, shape, dtype)
 
@@ -473,7 +519,11 @@ def _scale(plain: Any) -> float:
         return 1.0
     kind = plain[0]
     if kind == "array":
-        arr = np.abs(np.asarray(plain[3], dtype=np.complex128 if plain[1].startswith("complex") else np.float64))
+        arr = np.abs(
+            np.asarray(
+                plain[3], dtype=np.complex128 if plain[1].startswith("complex") else np.float64
+            )
+        )
         finite = arr[np.isfinite(arr)]
         return float(max(1.0, finite.max(initial=0.0)))
     if kind in ("tuple", "list"):
@@ -483,26 +533,52 @@ def _scale(plain: Any) -> float:
     return 1.0
 
 
-#: torch 2.13 failures when a Jacobian is built by vmapping over a batch of size 0 (no
-#: output element for reverse mode, no input element for forward mode): torch bugs, not
-#: semantics, so such examples are dropped rather than compared.
-TORCH_EMPTY_BATCH_ERRORS = (
+#: torch 2.13 failing on valid input (torch bugs, not semantics): a Jacobian built by
+#: vmapping over a batch of size 0 (no output element for reverse mode, no input element
+#: for forward mode), internal asserts, forward mode over complex views. Such examples are
+#: dropped rather than compared.
+TORCH_BUG_MESSAGES = (
     "stack expects a non-empty TensorList",
     "index 0 is out of bounds for dimension 0 with size 0",
     "select(): index 0 out of range for tensor of size [0]",
     "does not support vmap over dims of size 0",
+    "cannot reshape tensor of 0 elements into shape",
+    "INTERNAL ASSERT FAILED",  # e.g. forward-mode AF.jacobian of |z|^2 (complex input)
+    "view_as_real doesn't work on unresolved conjugated tensors",  # forward-mode, complex input
     # forward-over-reverse through a matmul over an empty dimension
     "Trying to set a forward gradient that has a different size than that of the original",
 )
 
 
-def check(body: Callable[[Any], Any], dtype: str, may_raise: bool = False) -> None:
+def _ops_in(node: Node) -> set[str]:
+    return {node.op}.union(*(_ops_in(a) for a in node.args))
+
+
+def describe(p: Problem, *labels: Any) -> None:
+    """What this example covers (``pytest --hypothesis-show-statistics`` tallies it)."""
+    event(f"dtype {p.dtype}")
+    event(f"output {p.out_spec[0] if isinstance(p.out_spec, tuple) else 'array'}")
+    for op in set().union(*map(_ops_in, p.outs)):
+        event(f"op {op}")
+    if any(0 in x.shape for x in p.ctx.inputs) or any(0 in n.shape for n in p.outs):
+        event("empty array")
+    for label in labels:
+        event(str(label))
+
+
+def check(
+    body: Callable[[Any], Any], dtype: str, may_raise: bool = False, fuzzing: bool = True
+) -> None:
     """torch vs jaxfunc eager vs jaxfunc compiled: same values, structure, dtypes, errors."""
     want = outcome(body, TorchSide())
-    if isinstance(want, Raised) and any(m in want.message for m in TORCH_EMPTY_BATCH_ERRORS):
-        reject()
+    if fuzzing:
+        event("torch raised" if isinstance(want, Raised) else "torch returned")
+        if isinstance(want, Raised) and any(m in want.message for m in TORCH_BUG_MESSAGES):
+            reject()
     if not may_raise:
-        assert not isinstance(want, Raised), f"the fuzzer built an invalid case: torch raised {want}"
+        assert not isinstance(want, Raised), (
+            f"the fuzzer built an invalid case: torch raised {want}"
+        )
     rtol, atol = TOL[dtype]
     atol *= _scale(want)
     got = outcome(body, JaxSide())
@@ -512,7 +588,10 @@ def check(body: Callable[[Any], Any], dtype: str, may_raise: bool = False) -> No
         got = outcome(body, JaxSide())
     assert_same(got, want, rtol=rtol, atol=atol, path="compiled")
     if not isinstance(want, Raised):
-        assert _cache.stats().get("hit", 0) > hits, "the compiled path was not taken"
+        assert _cache.stats().get("hit", 0) > hits, (
+            "the compiled path was not taken (a failed compile falls back to eager): "
+            f"{_cache.stats()}"
+        )
 
 
 # -- the fuzz tests ------------------------------------------------------------------------------
@@ -520,7 +599,7 @@ def check(body: Callable[[Any], Any], dtype: str, may_raise: bool = False) -> No
 
 @st.composite
 def func_vjp_cases(draw: Any) -> tuple:
-    p = draw(problems())
+    p = draw(problems(exclude_complex=_unless_fixed("compiled_vjp_complex_dot", "matmul")))
     primal_specs = [draw_structure(draw, ["array", "array", "tuple", "list", "dict"], 1)]
     while sum(map(count_leaves, primal_specs)) < len(p.ctx.inputs):
         primal_specs.append(draw_structure(draw, ["array", "tuple", "dict"], 1))
@@ -551,16 +630,23 @@ def test_func_vjp(case: tuple) -> None:
     p, specs, extra, cts, has_aux = case
 
     def body(s: Any) -> Any:
-        res = s.TF.vjp(_pytree_fn(s, p, specs, has_aux), *_primals(s, p, specs, extra), has_aux=has_aux)
+        res = s.TF.vjp(
+            _pytree_fn(s, p, specs, has_aux), *_primals(s, p, specs, extra), has_aux=has_aux
+        )
         ct = build(p.out_spec, iter([s.t(c, str(c.dtype)) for c in cts]))
-        return (res[0], res[1](ct)) + tuple(res[2:])
+        return (res[0], res[1](ct), *res[2:])
 
-    check(body, p.dtype)
+    describe(p, f"has_aux={has_aux}")
+    check(body, p.dtype, may_raise=p.no_output)
 
 
 @st.composite
 def func_jvp_cases(draw: Any) -> tuple:
-    p = draw(problems())
+    strict = draw(st.integers(0, 3)) == 3
+    p = draw(
+        problems(exclude=_unless_fixed("strict_empty_gather", "take") if strict else frozenset())
+    )
+    p.typed_scalars = p.dtype == "float32"
     specs = [draw_structure(draw, ["array", "array", "tuple", "list", "dict"], 1)]
     while sum(map(count_leaves, specs)) < len(p.ctx.inputs):
         specs.append(draw_structure(draw, ["array", "tuple", "dict"], 1))
@@ -572,7 +658,6 @@ def func_jvp_cases(draw: Any) -> tuple:
     # tangent, sin gives float64), a torch quirk jaxfunc does not copy (it always casts)
     tangents = [draw_like(draw, x.shape, p.dtype, allow_cast=False) for x in all_leaves]
     has_aux = draw(st.booleans())
-    strict = draw(st.integers(0, 3)) == 0
     return p, specs, extra, tangents, has_aux, strict
 
 
@@ -591,12 +676,15 @@ def test_func_jvp(case: tuple) -> None:
             has_aux=has_aux,
         )
 
-    check(body, p.dtype, may_raise=strict)
+    describe(p, f"has_aux={has_aux}", f"strict={strict}")
+    check(body, p.dtype, may_raise=strict or p.no_output)
 
 
 @st.composite
 def af_first_order_cases(draw: Any) -> tuple:
-    p = draw(problems(out_kinds=("array", "tuple")))
+    strict = draw(st.integers(0, 3)) == 3
+    exclude = _unless_fixed("strict_empty_gather", "take") if strict else frozenset()
+    p = draw(problems(out_kinds=("array", "tuple"), exclude=exclude))
     which = draw(st.sampled_from(["vjp", "jvp"]))
     in_tuple = len(p.ctx.inputs) > 1 or draw(st.booleans())
     refs = (
@@ -604,10 +692,11 @@ def af_first_order_cases(draw: Any) -> tuple:
         if which == "vjp"
         else [(x.shape, p.dtype) for x in p.ctx.inputs]
     )
-    v = None if draw(st.integers(0, 5)) == 0 else [draw_like(draw, sh, dt) for sh, dt in refs]
+    v = None if draw(st.integers(0, 5)) == 5 else [draw_like(draw, sh, dt) for sh, dt in refs]
     v_tuple = draw(st.booleans()) if len(refs) == 1 else True
     create_graph = draw(st.booleans())
-    strict = draw(st.integers(0, 3)) == 0
+    if strict and which == "vjp" and "strict_create_graph_order" in KNOWN_BUGS:
+        create_graph = create_graph and len(p.ctx.inputs) == 1
     return p, which, in_tuple, v, v_tuple, create_graph, strict
 
 
@@ -621,9 +710,14 @@ def test_autograd_functional_vjp_jvp(case: tuple) -> None:
         if vv is not None:
             vv = tuple(vv) if v_tuple else vv[0]
         return getattr(s.AF, which)(
-            p.flat_fn(s), tuple(xs) if in_tuple else xs[0], vv, create_graph=create_graph, strict=strict
+            p.flat_fn(s),
+            tuple(xs) if in_tuple else xs[0],
+            vv,
+            create_graph=create_graph,
+            strict=strict,
         )
 
+    describe(p, which, f"v={'None' if v is None else 'given'}", f"strict={strict}")
     check(body, p.dtype, may_raise=v is None or strict)
 
 
@@ -650,6 +744,7 @@ def test_func_grad(case: tuple) -> None:
         transform = s.TF.grad_and_value if with_value else s.TF.grad
         return transform(g, argnums=argnums, has_aux=has_aux)(*p.inputs(s))
 
+    describe(p, f"argnums {type(argnums).__name__}", f"has_aux={has_aux}")
     check(body, p.dtype)
 
 
@@ -662,17 +757,26 @@ def jacobian_cases(draw: Any) -> tuple:
             opts["strategy"] = "forward-mode"
             opts["create_graph"] = False
         complex_out = draw(st.booleans())
-        if "jacobian_vectorize_complex_output" in KNOWN_BUGS and opts == {"vectorize": True, "create_graph": opts["create_graph"]}:
+        if (
+            opts["vectorize"]
+            and "strategy" not in opts
+            and "jacobian_vectorize_complex_output" in KNOWN_BUGS
+        ):
             complex_out = False
         p = draw(problems(out_kinds=("array", "tuple"), real_output=not complex_out))
         in_tuple = len(p.ctx.inputs) > 1 or draw(st.booleans())
         return p, which, in_tuple, opts
     p = draw(problems())
+    p.typed_scalars = which == "jacfwd" and p.dtype == "float32"
     n = len(p.ctx.inputs)
     # torch 2.13's jacfwd gives a zero Jacobian for a negative argnum (a torch bug that
     # jaxfunc does not copy), so jacfwd only gets non-negative ones
     low = -n if which == "jacrev" else 0
-    argnums = draw(st.integers(low, n - 1)) if draw(st.booleans()) else tuple(draw(st.permutations(range(n))))
+    argnums = (
+        draw(st.integers(low, n - 1))
+        if draw(st.booleans())
+        else tuple(draw(st.permutations(range(n))))
+    )
     return p, which, argnums, {}
 
 
@@ -686,8 +790,9 @@ def test_jacobians(case: tuple) -> None:
             return s.AF.jacobian(p.flat_fn(s), tuple(xs) if arg else xs[0], **opts)
         return getattr(s.TF, which)(p.flat_fn(s), argnums=arg)(*xs)
 
+    describe(p, which, *(f"{k}={v}" for k, v in opts.items()))
     # complex: jacrev/jacfwd raise, and AF.jacobian does for complex outputs
-    check(body, p.dtype, may_raise=p.ctx.is_complex)
+    check(body, p.dtype, may_raise=p.ctx.is_complex or p.no_output)
 
 
 @st.composite
@@ -697,9 +802,10 @@ def second_order_cases(draw: Any) -> tuple:
     # unless vectorize=True, internal asserts with forward-mode) and TF.hessian rejects them
     dtypes = ("float64", "float32") + (("complex128",) if which in ("hvp", "vhp") else ())
     p = draw(problems(dtypes=dtypes, scalar=True, real_output=True))
+    p.typed_scalars = which == "func.hessian" and p.dtype == "float32"
     in_tuple = len(p.ctx.inputs) > 1 or draw(st.booleans())
     v = None
-    if which in ("hvp", "vhp") and draw(st.integers(0, 4)) != 0:
+    if which in ("hvp", "vhp") and draw(st.integers(0, 4)) != 4:
         v = [draw_like(draw, x.shape, p.dtype) for x in p.ctx.inputs]
     opts: dict[str, Any] = {}
     if which != "func.hessian":
@@ -728,5 +834,96 @@ def test_second_order(case: tuple) -> None:
         vv = vv if vv is None else (tuple(vv) if in_tuple else vv[0])
         return getattr(s.AF, which)(f, inputs, vv, **opts)
 
+    describe(p, which, *(f"{k}={v}" for k, v in opts.items()))
     may_raise = v is None and which in ("hvp", "vhp")  # v=None needs one 1-element input
     check(body, p.dtype, may_raise=may_raise)
+
+
+# -- what the fuzzer found: one deterministic regression test per jaxfunc bug ---------------------
+
+
+def _take(s: Any, a: Any, idx: list[int]) -> Any:
+    op = OPS["take"]
+    return (op.torch if s.name == "torch" else op.jax)(a, idx=np.array(idx, dtype=np.int64))
+
+
+FOUND: list[tuple[str, str, Callable[[Any], Any]]] = [
+    (
+        "jacobian_vectorize_complex_output",
+        "AF.jacobian(z*z, vectorize=True), complex",
+        lambda s: s.AF.jacobian(lambda a: a * a, s.t([3 + 4j, 1 - 2j]), vectorize=True),
+    ),
+    (
+        "jacobian_vectorize_complex_output",
+        "AF.jacobian(x*(1+2j), vectorize=True), real input",
+        lambda s: s.AF.jacobian(lambda a: a * (1 + 2j), s.t([1.0, 2.0]), vectorize=True),
+    ),
+    (
+        "v_none_complex_input",
+        "AF.jvp(v=None), complex input",
+        lambda s: s.AF.jvp(lambda a: a * 2, s.t(0.5 + 0.5j)),
+    ),
+    (
+        "v_none_complex_input",
+        "AF.vhp(v=None), complex input",
+        lambda s: s.AF.vhp(lambda a: s.real(a * s.conj(a)), s.t(0.5 + 0.5j)),
+    ),
+    (
+        "v_none_complex_input",
+        "AF.hvp(v=None), complex input",
+        lambda s: s.AF.hvp(lambda a: s.real(a * s.conj(a)), s.t(0.5 + 0.5j)),
+    ),
+    (
+        "compiled_vjp_complex_dot",
+        "func.vjp(sin(a @ a)), complex",
+        lambda s: s.TF.vjp(lambda a: s.sin(s.matmul(a, a)), s.t([0.5 + 0.5j]))[1](s.t(1 + 0j)),
+    ),
+    (
+        "strict_empty_gather",
+        "func.jvp(strict=True), an output gathered with an empty index",
+        lambda s: s.TF.jvp(
+            lambda a: (s.sin(a), _take(s, a.reshape(1), [])), (s.t(0.5),), (s.t(1.0),), strict=True
+        ),
+    ),
+    (
+        "strict_empty_gather",
+        "AF.vjp(strict=True), an output gathered with an empty index",
+        lambda s: s.AF.vjp(lambda a: _take(s, a.reshape(1), []), s.t(0.5), s.zeros(0), strict=True),
+    ),
+    (
+        "strict_create_graph_order",
+        "AF.vjp(strict=True, create_graph=True), input 0 linear, input 1 unused",
+        lambda s: s.AF.vjp(
+            lambda a, b: a + a,
+            (s.t([0.5, 1.0]), s.t([0.5, 1.0])),
+            s.ones(2),
+            strict=True,
+            create_graph=True,
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("bug", "label", "body"),
+    [
+        pytest.param(
+            bug,
+            label,
+            body,
+            id=f"{bug}: {label}",
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[bug])]
+            if bug in KNOWN_BUGS
+            else [],
+        )
+        for bug, label, body in FOUND
+    ],
+)
+def test_found_by_fuzzing(bug: str, label: str, body: Callable[[Any], Any]) -> None:
+    dtype = "complex128" if "complex" in label else "float64"
+    check(body, dtype, may_raise=True, fuzzing=False)
+
+
+def test_known_bugs_are_pinned() -> None:
+    """Every generator exclusion has its regression test, so nothing is excluded silently."""
+    assert {bug for bug, _, _ in FOUND} >= set(KNOWN_BUGS)

@@ -204,11 +204,20 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[An
         deps.check_outputs()
     cts = _cotangents_for_outputs(v, outs, seen["is_tuple"])
     res = _core.pull(pullback, cts)
-    if deps:
-        for j in deps.unused_inputs():
-            raise _independent_input(j)
-        if create_graph:
-            _check_results_depend_on_inputs(lambda *a: _core.pull(_core.reverse(fn, a)[1], cts), xs)
+    if deps:  # torch checks input by input: disconnected, then (create_graph) constant
+        unused = deps.unused_inputs()
+        cg_deps = (
+            _strict.output_dependencies(
+                lambda *a: _core.pull(_core.reverse(fn, a)[1], cts), xs, honor_no_grad=True
+            )
+            if create_graph
+            else None
+        )
+        for j in range(len(xs)):
+            if j in unused:
+                raise _independent_input(j)
+            if cg_deps is not None and cg_deps[j] == 0:
+                raise _jacobian_independent_cg(j)
     return _finish((_post(outs, seen["is_tuple"]), _post(res, is_tuple)), create_graph)
 
 
@@ -330,8 +339,10 @@ def jacobian(
            [0., 2., 0.],
            [0., 0., 4.]], dtype=float32)
 
-    Beyond torch: always vectorized and compiled (``vectorize`` never changes results or
-    speed), and ``strict=True`` works together with ``vectorize=True``.
+    Beyond torch: always vectorized and compiled (``vectorize`` never changes speed), and
+    ``strict=True`` works together with ``vectorize=True``. As in torch, complex outputs
+    need ``vectorize=True`` (rows are torch's vjp of real one-hot cotangents, the conjugate
+    Jacobian for a holomorphic function); ``vectorize=False`` raises torch's error for them.
     """
     _checks.check_callable(func, "jacobian")
     if strategy not in ("forward-mode", "reverse-mode"):
@@ -349,7 +360,7 @@ def jacobian(
         xs = [_checks.to_array(x) for x in xs]
     else:
         is_tuple, xs = _inputs(inputs, "jacobian")
-    static = (is_tuple, create_graph, strict, forward_mode)
+    static = (is_tuple, create_graph, strict, forward_mode, bool(vectorize))
     return _cache.call(func, _jacobian_program, static, xs)
 
 
@@ -362,7 +373,7 @@ def _forward_primal_dtype(x: Any) -> None:
 
 
 def _jacobian_program(func: Callable[..., Any], static: Any, xs: list[Any]) -> Any:
-    is_tuple, create_graph, strict, forward_mode = static
+    is_tuple, create_graph, strict, forward_mode, vectorize = static
     seen: dict[str, Any] = {}
     if forward_mode:
         fn = _forward_outputs(func, seen)
@@ -384,7 +395,7 @@ def _jacobian_program(func: Callable[..., Any], static: Any, xs: list[Any]) -> A
     if deps:
         deps.check_outputs()
     for o in outs:
-        if _checks.is_complex(o):
+        if _checks.is_complex(o) and not vectorize:  # torch's per-element backward loop
             raise RuntimeError(
                 "grad can be implicitly created only for real scalar outputs but got "
                 f"{_checks.torch_dtype(o.dtype)}"
