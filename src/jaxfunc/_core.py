@@ -101,7 +101,12 @@ def detach(tree: Any) -> Any:
 
 
 def basis(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]) -> list[Any]:
-    """One-hot rows for the flattened concatenation of the given arrays: ``(total, *shape)``."""
+    """One-hot rows for the flattened concatenation of the given arrays: ``(total, *shape)``.
+
+    The rows pass an optimization barrier: XLA would otherwise fold ``one_hot * d`` into a
+    select and give 0 where torch (and JAX run op by op) gives ``0 * inf = nan``, off the
+    diagonal of a Jacobian at a singular point. Measured cost: none beyond noise.
+    """
     sizes = [_checks.numel(s) for s in shapes]
     total = sum(sizes)
     rows, start = [], 0
@@ -109,7 +114,7 @@ def basis(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any]) -> list[Any]
         eye = jnp.eye(total, size, -start, dtype=dtype)
         rows.append(eye.reshape((total, *shape)))
         start += size
-    return rows
+    return list(jax.lax.optimization_barrier(rows))
 
 
 def chunked_vmap(fn: Callable[..., Any], batched: Sequence[Any], chunk_size: int | None) -> Any:
