@@ -9,21 +9,25 @@ torch's ``TreeSpec`` and ``treespec_pprint`` output.
 from __future__ import annotations
 
 import collections
+import collections.abc
 from typing import Any
 
 import jax
 import jax.numpy
 
-_is_none = lambda x: x is None
+def _is_leaf(x: Any) -> bool:
+    """torch's leaves JAX would not take as leaves: ``None``, and iterators (generators,
+    ``map`` objects), which JAX is deprecating as leaves and which must not be consumed."""
+    return x is None or isinstance(x, collections.abc.Iterator)
 
 
 def flatten(tree: Any) -> tuple[list[Any], Any]:
-    """Leaves and treedef, with ``None`` as a leaf (torch's rule)."""
-    return jax.tree_util.tree_flatten(tree, is_leaf=_is_none)
+    """Leaves and treedef, with ``None`` and iterators as leaves (torch's rule)."""
+    return jax.tree_util.tree_flatten(tree, is_leaf=_is_leaf)
 
 
 def leaves(tree: Any) -> list[Any]:
-    return jax.tree_util.tree_leaves(tree, is_leaf=_is_none)
+    return jax.tree_util.tree_leaves(tree, is_leaf=_is_leaf)
 
 
 def _is_namedtuple(x: Any) -> bool:
