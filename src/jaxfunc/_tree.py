@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy
 
+
 def _is_leaf(x: Any) -> bool:
     """torch's leaves JAX would not take as leaves: ``None``, and iterators (generators,
     ``map`` objects), which JAX is deprecating as leaves and which must not be consumed."""
@@ -205,33 +206,27 @@ def freeze_order(tree: Any) -> Any:
     """Replace plain dicts by ``OrderedNode`` so a jit boundary keeps their key order."""
     if type(tree) is dict:
         return OrderedNode((k, freeze_order(v)) for k, v in tree.items())
-    if _is_namedtuple(tree):
-        return type(tree)(*(freeze_order(v) for v in tree))
-    if type(tree) in (tuple, list):
-        return type(tree)(freeze_order(v) for v in tree)
-    if isinstance(tree, dict):
-        cls = type(tree)
-        items = [(k, freeze_order(v)) for k, v in tree.items()]
-        if cls is collections.defaultdict:
-            return collections.defaultdict(tree.default_factory, items)  # type: ignore[attr-defined]
-        return cls(items)
-    return tree
+    return _rebuild(tree, freeze_order)
 
 
 def thaw_order(tree: Any) -> Any:
     """Undo :func:`freeze_order`."""
     if type(tree) is OrderedNode:
         return {k: thaw_order(v) for k, v in tree.items()}
+    return _rebuild(tree, thaw_order)
+
+
+def _rebuild(tree: Any, child: Any) -> Any:
+    """``tree`` rebuilt with ``child`` applied to each child of its built-in containers."""
     if _is_namedtuple(tree):
-        return type(tree)(*(thaw_order(v) for v in tree))
+        return type(tree)(*(child(v) for v in tree))
     if type(tree) in (tuple, list):
-        return type(tree)(thaw_order(v) for v in tree)
+        return type(tree)(child(v) for v in tree)
     if isinstance(tree, dict):
-        cls = type(tree)
-        items = [(k, thaw_order(v)) for k, v in tree.items()]
-        if cls is collections.defaultdict:
+        items = [(k, child(v)) for k, v in tree.items()]
+        if type(tree) is collections.defaultdict:
             return collections.defaultdict(tree.default_factory, items)  # type: ignore[attr-defined]
-        return cls(items)
+        return type(tree)(items)
     return tree
 
 
