@@ -209,3 +209,53 @@ def test_worker_failure_shows_stderr() -> None:
     """A crash in the subprocess is reported with its stderr (so a CI log explains it)."""
     with pytest.raises(AssertionError, match=r"(?s)stderr.*ZeroDivisionError"):
         run_worker("import jax\n1 / 0\n")
+
+
+DEVICES_WORKER = textwrap.dedent(
+    r"""
+    import json
+
+    import jax
+    import jax.numpy as jnp
+
+    import jaxfunc.autograd.functional as AF
+    import jaxfunc.func as TF
+
+    d0, d1 = jax.devices()[:2]
+    x = jax.device_put(jnp.asarray([0.5, 1.0, 1.5]), d0)
+    v = jax.device_put(jnp.ones(3), d1)
+    f = lambda a: jnp.sin(a) * a  # noqa: E731 - its vjp_fn keeps residuals on x's device
+    calls = {
+        "AF.vjp": lambda: AF.vjp(f, x, v),
+        "AF.jvp": lambda: AF.jvp(f, x, v),
+        "AF.hvp": lambda: AF.hvp(lambda a: jnp.sum(f(a)), x, v),
+        "func.vjp's vjp_fn": lambda: TF.vjp(f, x)[1](v),
+        "func.jvp": lambda: TF.jvp(f, (x,), (v,)),
+        "func.linearize's jvp_fn": lambda: TF.linearize(f, x)[1](v),
+        "func.grad, two arguments": lambda: TF.grad(lambda a, b: jnp.sum(a * b), argnums=(0, 1))(x, v),
+        "func.vmap, two arguments": lambda: TF.vmap(lambda a, b: a * b)(x, v),
+    }
+    out = {}
+    for name, call in calls.items():
+        seen = []
+        for _ in range(3):  # eager, compiling, compiled
+            try:
+                call()
+                seen.append("returned")
+            except Exception as e:
+                seen.append(f"{type(e).__name__}: {e}")
+        out[name] = seen
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+def test_mismatched_devices_raise_torch_error() -> None:
+    """Tensors on two devices in one call: torch's RuntimeError, on every call (JAX alone
+    raises a ValueError when dispatching, and nothing once the call is compiled)."""
+    want = (
+        "RuntimeError: Expected all tensors to be on the same device, but found at least two "
+        "devices, cpu:0 and cpu:1!"
+    )
+    for name, seen in run_worker(DEVICES_WORKER).items():
+        assert seen == [want] * 3, (name, seen)

@@ -18,7 +18,7 @@ import numpy as np
 
 def _optional_torch() -> Any:
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports] - optional dependency
     except ImportError:
         return None
     torch.set_default_dtype(torch.float64)  # the reference notebook's setting

@@ -31,7 +31,7 @@ from typing import Any
 
 import jax
 
-from . import _compat, _guard, _tree
+from . import _checks, _compat, _guard, _tree
 
 MAX_ENTRIES = 8  # per callable: guard states kept (most recent first)
 MAX_STATICS = 32  # per entry: distinct option/static-argument combinations compiled
@@ -261,9 +261,14 @@ PYTREE_CALLABLES: set[type] = set()
 
 
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
-    if not _enabled or _thread.disabled or not _compat.at_top_level():
+    if not _compat.at_top_level():
         return program(func, static, arrays)
     t = type(func)
+    _checks.check_same_device(
+        arrays, jax.tree_util.tree_leaves(func) if t in PYTREE_CALLABLES else ()
+    )
+    if not _enabled or _thread.disabled:
+        return program(func, static, arrays)
     if t is types.FunctionType:
         if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
             unwrapped = _unwrap(func)

@@ -240,3 +240,31 @@ def func_name(func: Any) -> str:
 def check_callable(func: Any, api: str) -> None:
     if not callable(func):
         raise TypeError(f"{api}: expected `func` to be callable, got {type(func)}")
+
+
+def check_same_device(*groups: Any) -> None:
+    """torch's rule for one call: every tensor on one device. Applied to committed JAX
+    arrays (those placed explicitly or computed from such); uncommitted ones go anywhere.
+    Without it JAX raises a ValueError at dispatch, or, once compiled, sometimes not at all."""
+    first = None
+    todo = list(groups)
+    while todo:
+        a = todo.pop()
+        if type(a) is ArrayImpl:
+            if a.committed:
+                devices = a.sharding.device_set
+                if first is None:
+                    first = devices
+                elif devices != first:
+                    one, other = sorted((_device_name(first), _device_name(devices)))
+                    raise RuntimeError(
+                        "Expected all tensors to be on the same device, but found at least "
+                        f"two devices, {one} and {other}!"
+                    )
+        elif type(a) is list or type(a) is tuple:
+            todo += a
+
+
+def _device_name(devices: Any) -> str:
+    d = min(devices, key=lambda d: d.id)
+    return f"{d.platform}:{d.id}"

@@ -276,6 +276,7 @@ class VjpFn:
             cts.append(
                 ct if ct.dtype == dtype else _checks.cast_like(_checks.to_array(ct), dtype, i)
             )
+        _checks.check_same_device(self._residuals, cts)
         if meta.compiled:  # residuals from a cached program: one compiled backward for all
             flat_in = _apply_compiled(meta.pullback_def, self._residuals, tuple(cts))
         else:

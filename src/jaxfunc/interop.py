@@ -18,7 +18,7 @@ import jax
 
 def _torch() -> Any:
     try:
-        import torch
+        import torch  # pyright: ignore[reportMissingImports] - optional dependency
     except ImportError as e:  # pragma: no cover - exercised on the leg without torch
         raise ImportError(
             "jaxfunc.interop needs torch: pip install torch (CPU: pip install torch==2.13.0)"
