@@ -261,14 +261,15 @@ PYTREE_CALLABLES: set[type] = set()
 
 
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
-    if not _compat.at_top_level():
+    """``program(func, static, arrays)``: eagerly, compiled, or as it is under a trace."""
+    with _checks.torch_device_errors:
+        return _call(func, program, static, arrays)
+
+
+def _call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
+    if not _enabled or _thread.disabled or not _compat.at_top_level():
         return program(func, static, arrays)
     t = type(func)
-    _checks.check_same_device(
-        arrays, jax.tree_util.tree_leaves(func) if t in PYTREE_CALLABLES else ()
-    )
-    if not _enabled or _thread.disabled:
-        return program(func, static, arrays)
     if t is types.FunctionType:
         if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
             unwrapped = _unwrap(func)

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _tree
+from . import _compat, _tree
 
 ArrayImpl = type(jnp.zeros(()))
 
@@ -242,29 +242,20 @@ def check_callable(func: Any, api: str) -> None:
         raise TypeError(f"{api}: expected `func` to be callable, got {type(func)}")
 
 
-def check_same_device(*groups: Any) -> None:
-    """torch's rule for one call: every tensor on one device. Applied to committed JAX
-    arrays (those placed explicitly or computed from such); uncommitted ones go anywhere.
-    Without it JAX raises a ValueError at dispatch, or, once compiled, sometimes not at all."""
-    first = None
-    todo = list(groups)
-    while todo:
-        a = todo.pop()
-        if type(a) is ArrayImpl:
-            if a.committed:
-                devices = a.sharding.device_set
-                if first is None:
-                    first = devices
-                elif devices != first:
-                    one, other = sorted((_device_name(first), _device_name(devices)))
-                    raise RuntimeError(
-                        "Expected all tensors to be on the same device, but found at least "
-                        f"two devices, {one} and {other}!"
-                    )
-        elif type(a) is list or type(a) is tuple:
-            todo += a
+class _TorchDeviceErrors:
+    """``with torch_device_errors:`` turns JAX's error for committed arrays on two devices
+    into torch's RuntimeError for tensors on two devices."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if kind is not None and _compat.is_device_mismatch(error):
+            first_line = str(error).split("\n")[0]
+            raise RuntimeError(
+                "Expected all tensors to be on the same device, but found at least two "
+                f"devices: {first_line}"
+            ) from error
 
 
-def _device_name(devices: Any) -> str:
-    d = min(devices, key=lambda d: d.id)
-    return f"{d.platform}:{d.id}"
+torch_device_errors = _TorchDeviceErrors()

@@ -33,6 +33,16 @@ CONCRETIZATION_ERRORS = (
     jax.errors.NonConcreteBooleanIndexError,
 )
 
+
+def is_device_mismatch(error: BaseException) -> bool:
+    """JAX's error for committed arrays on different devices meeting in one computation:
+    a ValueError from dispatch, or (jax 0.12, from inside a jit) its internal
+    DeviceAssignmentMismatchError."""
+    if type(error).__name__ == "DeviceAssignmentMismatchError":
+        return True
+    return isinstance(error, ValueError) and "incompatible devices" in str(error)
+
+
 #: The concrete array type of committed, non-traced values (``jax.Array`` is an ABC that
 #: tracers also claim to be).
 ArrayImpl = type(jnp.zeros(()))

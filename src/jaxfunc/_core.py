@@ -276,11 +276,11 @@ class VjpFn:
             cts.append(
                 ct if ct.dtype == dtype else _checks.cast_like(_checks.to_array(ct), dtype, i)
             )
-        _checks.check_same_device(self._residuals, cts)
-        if meta.compiled:  # residuals from a cached program: one compiled backward for all
-            flat_in = _apply_compiled(meta.pullback_def, self._residuals, tuple(cts))
-        else:
-            flat_in = pull(meta.pullback_def.unflatten(self._residuals), cts)
+        with _checks.torch_device_errors:
+            if meta.compiled:  # residuals from a cached program: one compiled backward for all
+                flat_in = _apply_compiled(meta.pullback_def, self._residuals, tuple(cts))
+            else:
+                flat_in = pull(meta.pullback_def.unflatten(self._residuals), cts)
         if len(meta.in_structures) == 1 and meta.in_structures[0] is _tree.LEAF:
             return (flat_in[0],)
         result, start = [], 0

@@ -589,8 +589,8 @@ class JvpFn:
                         f"tangent:{idx} with {what} {got} in flattened pytree doesn't match "
                         f"the {what} {want} of the corresponding primal."
                     )
-        _checks.check_same_device(jax.tree_util.tree_leaves(self._lin), flat)
-        out = self._lin(*[_checks.to_array(t) for t in flat])
+        with _checks.torch_device_errors:
+            out = self._lin(*[_checks.to_array(t) for t in flat])
         return _core.merge_arrays(meta.out_desc, out)
 
 
