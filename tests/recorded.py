@@ -1,8 +1,11 @@
-"""torch's outcomes for tests/cases.py, recorded, so the legs without torch (the newest JAX
-on Python 3.12+) still compare jaxfunc against torch.
+"""torch's outcomes for the differential suites, recorded, so the legs without torch (the
+newest JAX on Python 3.12+) still compare jaxfunc against torch.
 
-``python tests/recorded.py`` rewrites ``tests/torch_outcomes.json`` from a live torch 2.13;
-``test_differential.py`` fails on the oracle leg if the file no longer matches torch.
+Three suites: the spec cases (``tests/cases.py``), the bad inputs (``test_bad_inputs.BAD``)
+and the numerics cases (``test_reliability.NUMERIC``). ``python tests/recorded.py`` rewrites
+``tests/torch_outcomes.json`` from a live torch 2.13; with torch installed, every test that
+asks :func:`torch_outcome` also checks the record against the live oracle, so a stale record
+fails on the oracle leg.
 """
 
 from __future__ import annotations
@@ -64,14 +67,51 @@ def load() -> dict[str, Any]:
     return json.loads(PATH.read_text())
 
 
-def record() -> dict[str, Any]:
+RECORDED = load()
+
+
+def key(suite: str, dtype: str, case_id: str) -> str:
+    return f"{suite} {dtype} | {case_id}".lstrip()
+
+
+def suites() -> dict[str, tuple[list[Any], tuple[str, ...]]]:
+    """suite name -> (its cases, the float dtypes it runs in)."""
     from cases import CASES
+    from test_bad_inputs import BAD
+    from test_reliability import NUMERIC
+
+    return {
+        "": (CASES, ("float64", "float32")),
+        "bad": (BAD, ("float64",)),
+        "numerics": (NUMERIC, ("float64", "float32")),
+    }
+
+
+def torch_outcome(suite: str, case: Any, dtype: str = "float64") -> Any:
+    """torch's outcome of ``case``: live when torch is installed (and then the record must
+    agree with it), recorded otherwise."""
+    import pytest
+    from oracle import HAVE_TORCH, TorchSide, assert_same, outcome
+
+    k = key(suite, dtype, case.id)
+    if not HAVE_TORCH:
+        if k not in RECORDED:
+            pytest.fail(f"no recorded torch outcome for {k!r}: run python tests/recorded.py")
+        return decode(RECORDED[k])
+    live = outcome(case.body, TorchSide(dtype))
+    assert k in RECORDED, f"no recorded outcome for {k!r}: run python tests/recorded.py"
+    assert_same(decode(RECORDED[k]), live, rtol=0, atol=0, messages=case.messages, path="recorded")
+    return live
+
+
+def record() -> dict[str, Any]:
     from oracle import TorchSide, outcome
 
     return {
-        f"{dtype} | {case.id}": encode(outcome(case.body, TorchSide(dtype)))
-        for dtype in ("float64", "float32")
-        for case in CASES
+        key(suite, dtype, case.id): encode(outcome(case.body, TorchSide(dtype)))
+        for suite, (cases, dtypes) in suites().items()
+        for dtype in dtypes
+        for case in cases
     }
 
 

@@ -5,7 +5,8 @@ Three families:
 - differential cases (``BAD``): every bad-input case of ``shared/spec/torch_semantics.md``
   that ``tests/cases.py`` does not already cover, plus non-callable functions, generators as
   inputs, ``None`` outputs, wrong arity, huge ranks and mismatched shapes wherever a shape
-  is checked. Each runs on torch and on jaxfunc (eager and compiled) through ``oracle.py``;
+  is checked. Each runs on torch (live, or as recorded in ``tests/torch_outcomes.json`` on
+  the legs without torch) and on jaxfunc (eager and compiled) through ``oracle.py``;
   on the jaxfunc side every call is *watched*: what the caller passed (arrays, dicts,
   lists, generators) is snapshotted before the call and compared after it, whether the
   call returned or raised.
@@ -26,15 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cases import Case, mul, x3, y3
-from oracle import HAVE_TORCH, JaxSide, TorchSide, assert_same, outcome
+from oracle import JaxSide, assert_same, outcome
+from recorded import torch_outcome
 
 import jaxfunc
 import jaxfunc.autograd.functional as AF
 import jaxfunc.func as TF
 from jaxfunc import _cache
-
-needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch 2.13 (the oracle) is not installed")
-
 
 # -- snapshots: nothing the caller passed may change ----------------------------------------------
 
@@ -914,10 +913,9 @@ def _params() -> list[Any]:
     return params
 
 
-@needs_torch
 @pytest.mark.parametrize("case", _params())
 def test_bad_input(case: Case, path: str) -> None:
-    want = outcome(case.body, TorchSide())
+    want = torch_outcome("bad", case)
     side = WatchedJaxSide()
     got = outcome(case.body, side)
     assert side.calls, "the case never called jaxfunc"

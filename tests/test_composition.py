@@ -98,10 +98,9 @@ def test_under_grad(name):
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", list(TRANSFORMS))
+# the forward-mode jacobian is a constant to outer transforms (test_under_grad checks that)
+@pytest.mark.parametrize("name", [n for n in TRANSFORMS if n != "AF.jacobian forward"])
 def test_check_grads(name):
-    if name == "AF.jacobian forward":
-        pytest.skip("forward-mode jacobian refuses create_graph=True, as torch does")
     check_grads(TRANSFORMS[name], (X,), order=1, modes=("fwd", "rev"))
 
 

@@ -9,13 +9,11 @@ Without torch (the legs on the newest JAX), torch's outcomes come from
 """
 
 import pytest
-import recorded
 from cases import CASES
-from oracle import HAVE_TORCH, JaxSide, TorchSide, assert_same, outcome
+from oracle import JaxSide, assert_same, outcome
+from recorded import torch_outcome
 
 from jaxfunc import _cache
-
-RECORDED = recorded.load()
 
 
 @pytest.fixture(params=["eager", "compiled"])
@@ -25,27 +23,15 @@ def path(request, monkeypatch):
     return request.param
 
 
-def torch_outcome(case, dtype):
-    key = f"{dtype} | {case.id}"
-    if not HAVE_TORCH:
-        if key not in RECORDED:
-            pytest.fail(f"no recorded torch outcome for {key!r}: run python tests/recorded.py")
-        return recorded.decode(RECORDED[key])
-    live = outcome(case.body, TorchSide(dtype))
-    assert key in RECORDED, f"no recorded outcome for {key!r}: run python tests/recorded.py"
-    assert_same(recorded.decode(RECORDED[key]), live, rtol=0, atol=0, path="recorded")
-    return live
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_float64(case, path):
-    want = torch_outcome(case, "float64")
+    want = torch_outcome("", case, "float64")
     got = outcome(case.body, JaxSide("float64"))
     assert_same(got, want, messages=case.messages)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_float32(case):
-    want = torch_outcome(case, "float32")
+    want = torch_outcome("", case, "float32")
     got = outcome(case.body, JaxSide("float32"))
     assert_same(got, want, messages=case.messages, rtol=2e-6, atol=1e-6)

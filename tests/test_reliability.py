@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cases import Case
-from oracle import HAVE_TORCH, JaxSide, TorchSide, assert_same, outcome
+from oracle import JaxSide, assert_same, outcome
+from recorded import torch_outcome
 
 import jaxfunc
 import jaxfunc.autograd.functional as AF
@@ -510,7 +511,6 @@ def test_memory_check_would_catch_a_leak() -> None:
 
 # -- (d) numerics (differential) -------------------------------------------------------------------
 
-needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch 2.13 (the oracle) is not installed")
 
 Z = [0.0, 1.0, 4.0]  # includes the singular point 0
 NUMERIC: list[Case] = []
@@ -576,11 +576,10 @@ def _arrays(plain: Any) -> list[tuple[str, np.ndarray]]:
     return []
 
 
-@needs_torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", NUMERIC, ids=[c.id for c in NUMERIC])
 def test_numerics(case: Case, dtype: str, path: str) -> None:
-    want = outcome(case.body, TorchSide(dtype))
+    want = torch_outcome("numerics", case, dtype)
     got = outcome(case.body, JaxSide(dtype))
     tol = {"float64": (1e-12, 1e-12), "float32": (2e-6, 1e-6)}[dtype]
     assert_same(got, want, rtol=tol[0], atol=tol[1])  # NaN/inf positions and signs included
@@ -591,19 +590,17 @@ def test_numerics(case: Case, dtype: str, path: str) -> None:
     )
 
 
-@needs_torch
 def test_numerics_cases_have_nonfinite_values() -> None:
     """The NaN/inf cases really produce NaN/inf (else they would test nothing special)."""
     labels = [c for c in NUMERIC if "at 0" in c.label or "0/0" in c.label or "(nan)" in c.label]
     for c in labels:
-        plain = outcome(c.body, TorchSide())
+        plain = torch_outcome("numerics", c)
         assert any(not np.all(np.isfinite(a)) for _, a in _arrays(plain)), c.label
 
 
-@needs_torch
 def test_numerics_assertion_catches_misplaced_nan() -> None:
     """assert_same tells NaN from inf and from a finite value, position by position."""
-    want = outcome(lambda s: s.TF.grad(lambda a: s.sum(s.sqrt(a)))(s.t(Z)), TorchSide())
+    want = torch_outcome("numerics", NUMERIC[0])
     wrong = ("array", want[1], want[2], np.where(np.isinf(want[3]), np.nan, want[3]))
     with pytest.raises(AssertionError):
         assert_same(wrong, want)
