@@ -4,6 +4,9 @@ Measures, in one process (see benchmarks/README.md):
 
 - the reference notebook's four cases at N=1000, and case 1 swept over N = 1e2 .. 1e6;
 - a trivial function (``x * 2``, N=10): jaxfunc's per-call overhead over a hand-written jit;
+- beside the hand-written jit, the same jit called after 5 µs of Python: what a gap between
+  calls costs on its own (XLA's worker threads go to sleep), so that it is not read as
+  jaxfunc's overhead;
 - the first call with a new function object (a re-run notebook cell), and the compile;
 - a small MLP training step inside a user's ``jax.jit``: jaxfunc must equal raw ``jax.grad``.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +44,7 @@ AF_J = "jaxfunc AF.vjp"
 FUNC_J = "jaxfunc func.vjp + vjp_fn"
 RAW = "jax.vjp eager"
 HAND = "hand-written jax.jit"
+HAND_PY = "hand-written jax.jit after 5 µs of Python"
 AF_T = "torch AF.vjp"
 FUNC_T = "torch.func.vjp + vjp_fn"
 LOOP_T = "torch AF.vjp loop (notebook)"
@@ -189,6 +194,15 @@ def _fwd_and_vjp(f: Callable[..., Any], xs: list[Any], v: Any) -> tuple[Any, Any
     return out, pullback(v)
 
 
+def _after_python(hand: Callable[..., Any], xs: list[Any], v: Any) -> Any:
+    """The hand-written jit with 5 µs of Python (a busy wait) before each call: the gap any
+    caller leaves between calls, in which XLA's idle CPU worker threads go to sleep."""
+    until = time.perf_counter_ns() + 5_000
+    while time.perf_counter_ns() < until:
+        pass
+    return hand(xs, v)
+
+
 def _two_step(vjp: Callable[..., Any], f: Callable[..., Any], xs: list[Any], v: Any) -> Any:
     """torch.func's form: ``out, vjp_fn = vjp(f, *xs); vjp_fn(v)``."""
     out, vjp_fn = vjp(f, *xs)
@@ -206,6 +220,7 @@ def vjp_variants(case: Case, n: int, env: Env) -> T.Prepared:
         Variant(FUNC_J, lambda: _two_step(jaxfunc.func.vjp, f_func, xs, v), "jax", FUNC_T, HAND),
         Variant(RAW, lambda: _two_step(jax.vjp, f_raw, xs, v), "jax", AF_T, HAND),
         Variant(HAND, lambda: hand(xs, v), "jax", AF_T),
+        Variant(HAND_PY, lambda: _after_python(hand, xs, v), "jax", AF_T, HAND),
     ]
     if env.torch_device:
         ts, tv, ft = [env.tensor(a) for a in xs_np], env.tensor(v_np), case.make(torch)
@@ -511,6 +526,10 @@ def markdown(
         "",
         T.STEADY_NOTE,
         "Case 4's raw-JAX and jaxfunc vmap variants are compared with torch.func's vmap.",
+        f"`{HAND_PY}`: the same jit with a 5 µs busy wait before each call, about the Python",
+        "jaxfunc runs before it dispatches (argument checks, the guard). Back-to-back calls of",
+        "the bare jit find XLA's CPU worker threads still spinning; after a few µs of Python they",
+        "have gone to sleep and must be woken, which costs more than the Python itself.",
         "",
         T.steady_table(list(benches.values())),
         "",
