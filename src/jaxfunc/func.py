@@ -127,13 +127,15 @@ def vjp(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple
     """
     _checks.check_callable(func, "vjp")
     if all(type(p) is _checks.ArrayImpl and _checks.is_inexact(p) for p in primals):
+        arrays = list(primals)
         static = ((_tree.LEAF,) * len(primals), has_aux)  # the common case: arrays
-        return _cache.call(func, _vjp_program, static, list(primals))
-    _checks.check_primal_leaves(primals)
-    flats = [_tree.flatten_structure(p) for p in primals]
-    arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
-    static = (tuple(s for _, s in flats), has_aux)
-    return _cache.call(func, _vjp_program, static, arrays)
+    else:
+        _checks.check_primal_leaves(primals)
+        flats = [_tree.flatten_structure(p) for p in primals]
+        arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
+        static = (tuple(s for _, s in flats), has_aux)
+    out, vjp_fn, *aux = _cache.call(func, _vjp_program, static, arrays)
+    return (out, vjp_fn.bind_inputs(arrays), *aux)
 
 
 def _unflatten_args(structures: tuple[_tree.Structure, ...], flat: Any) -> tuple[Any, ...]:
@@ -167,8 +169,9 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
         fn = jax.checkpoint(fn, policy=_save_real_dots)
     out, pullback, aux = _core.reverse(fn, arrays)
     out_avals = tuple((tuple(o.shape), o.dtype) for o in out)
+    compiled = _cache.tracing()
     vjp_fn = _core.VjpFn.from_pullback(
-        pullback, seen["out"], out_avals, in_structures, _cache.tracing()
+        pullback, seen["out"], out_avals, in_structures, compiled, arrays if compiled else None
     )
     return _with_aux((seen["out"].unflatten(out), vjp_fn), has_aux, seen, aux)
 
