@@ -77,6 +77,15 @@ def nograd_mul(s: Any) -> Callable[[Any], Any]:
     return f
 
 
+def nograd_product(s: Any) -> Callable[[Any, Any], Any]:
+    def f(a: Any, b: Any) -> Any:
+        with s.no_grad():
+            c = a * b
+        return c * a * b
+
+    return f
+
+
 # ---------------------------------------------------------------------------------------------
 S = "AF.vjp validation"
 add(S, "inputs tuple with int", lambda s: s.AF.vjp(foo, (x4(s), 2), s.ones(3)))
@@ -623,6 +632,12 @@ add(
 )
 add(S, "no primals", lambda s: s.TF.vjp(lambda: s.ones(2)))
 add(S, "no primals vjp_fn", lambda s: s.TF.vjp(lambda: s.ones(2))[1](s.ones(2)))
+add(S, "inner no_grad respected", lambda s: s.TF.vjp(inner_nograd(s), x3(s))[1](s.ones(3)))
+add(
+    S,
+    "no_grad product of both inputs",
+    lambda s: s.TF.vjp(nograd_product(s), x3(s), y3(s))[1](s.ones(3)),
+)
 add(S, "output None", lambda s: s.TF.vjp(lambda a: None, x3(s)))
 add(S, "output ()", lambda s: s.TF.vjp(lambda a: (), x3(s)))
 add(S, "output 1", lambda s: s.TF.vjp(lambda a: 1, x3(s)))

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from cases import Case, mul, x3, y3
-from oracle import JaxSide, assert_same, outcome
+from oracle import HAVE_TORCH, JaxSide, assert_same, outcome
 from recorded import torch_outcome
 
 import jaxfunc
@@ -920,6 +920,15 @@ def test_bad_input(case: Case, path: str) -> None:
     got = outcome(case.body, side)
     assert side.calls, "the case never called jaxfunc"
     assert_same(got, want, messages=case.messages)
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="checks the record against a live torch 2.13")
+@pytest.mark.parametrize(
+    "case", [c for c in BAD if c.id in EXPECTED_DIFFERENCES], ids=lambda c: c.id
+)
+def test_expected_differences_are_recorded_as_torch_gives_them(case: Case) -> None:
+    """test_bad_input's strict xfails would swallow a stale record: checked here."""
+    torch_outcome("bad", case)  # with torch, asserts that the record equals live torch
 
 
 def test_case_ids_unique() -> None:

@@ -9,6 +9,7 @@ Without torch (the legs on the newest JAX), torch's outcomes come from
 """
 
 import pytest
+import recorded
 from cases import CASES
 from oracle import JaxSide, assert_same, outcome
 from recorded import torch_outcome
@@ -35,3 +36,15 @@ def test_float32(case):
     want = torch_outcome("", case, "float32")
     got = outcome(case.body, JaxSide("float32"))
     assert_same(got, want, messages=case.messages, rtol=2e-6, atol=1e-6)
+
+
+def test_record_covers_every_case():
+    """Every case of every suite has its recorded torch outcome and nothing else is recorded
+    (a missing record inside a strict-xfail case would pass as the expected failure)."""
+    want = {
+        recorded.key(suite, dtype, case.id)
+        for suite, (cases, dtypes) in recorded.suites().items()
+        for dtype in dtypes
+        for case in cases
+    }
+    assert want == set(recorded.RECORDED)

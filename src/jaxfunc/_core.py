@@ -39,20 +39,30 @@ def conj_complex(values: Sequence[Any]) -> list[Any]:
 # -- reverse and forward mode ------------------------------------------------------------------
 
 
-def reverse(fn: FlatFn, primals: Sequence[Any]) -> tuple[list[Any], Callable[..., Any], Any]:
+def reverse(
+    fn: FlatFn, primals: Sequence[Any], remat_policy: Callable[..., bool] | None = None
+) -> tuple[list[Any], Callable[..., Any], Any]:
     """``jax.vjp(fn, *primals, has_aux=True)``, with no_grad blocks inside ``fn`` honoured.
 
     The pullback takes and returns JAX's convention (no conjugation); see ``pull``. ``fn``'s
     Python runs once (a replayed trace stands in for it when grad-mode markers are checked).
+    ``remat_policy``: recompute in the pullback what the policy does not save
+    (``jax.checkpoint``); applied here, not by the caller, because a checkpoint would hide
+    ``fn``'s grad-mode markers from the search for them. A function with markers keeps its
+    residuals (the masked linearization stores them anyway).
     """
     primals = tuple(primals)
+
+    def remat(f: Callable[..., Any]) -> Callable[..., Any]:
+        return f if remat_policy is None else jax.checkpoint(f, policy=remat_policy)
+
     if _grad_mode.never_entered():
-        result = jax.vjp(fn, *primals, has_aux=True)
+        result = jax.vjp(remat(fn), *primals, has_aux=True)
         if _grad_mode.never_entered():
             return result
     traced = _grad_mode.trace(fn, primals)
     if traced is not None and not traced[1]:
-        return jax.vjp(traced[0], *primals, has_aux=True)
+        return jax.vjp(remat(traced[0]), *primals, has_aux=True)
     out, lin, aux = _grad_mode.masked_linearize(traced[0] if traced else fn, primals)
     _, pullback = jax.vjp(lin, *[jnp.zeros_like(p) for p in primals])
     return out, pullback, aux
@@ -184,7 +194,7 @@ class VjpMeta:
     """
 
     __slots__ = (
-        "_bound",
+        "bound",
         "compiled",
         "in_structures",
         "input_slots",
@@ -210,20 +220,12 @@ class VjpMeta:
         self.pullback_def = pullback_def
         self.single_output = out_structure.treedef.num_nodes == 1 and len(out_avals) == 1
         self.input_slots = input_slots
-        self._bound: VjpMeta | None = None
-
-    def bound(self) -> VjpMeta:
-        """This meta without ``input_slots``: one object per meta, as jit keys compare
-        metas by identity."""
-        if self._bound is None:
-            self._bound = VjpMeta(
-                self.out_structure,
-                self.out_avals,
-                self.in_structures,
-                self.compiled,
-                self.pullback_def,
-            )
-        return self._bound
+        # this meta without input_slots; made here, once (jit keys compare metas by identity)
+        self.bound = (
+            self
+            if input_slots is None
+            else VjpMeta(out_structure, out_avals, in_structures, compiled, pullback_def)
+        )
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -278,7 +280,7 @@ class VjpFn:
             return self
         rest = iter(self._residuals)
         residuals = tuple(inputs[i] if i >= 0 else next(rest) for i in slots)
-        return VjpFn(residuals, self._meta.bound())
+        return VjpFn(residuals, self._meta.bound)
 
     @property
     def jaxfunc_compiled(self) -> bool:
