@@ -4,9 +4,9 @@ Measures, in one process (see benchmarks/README.md):
 
 - the reference notebook's four cases at N=1000, and case 1 swept over N = 1e2 .. 1e6;
 - a trivial function (``x * 2``, N=10): jaxfunc's per-call overhead over a hand-written jit;
-- beside the hand-written jit, the same jit called after 5 µs of Python: what a gap between
-  calls costs on its own (XLA's worker threads go to sleep), so that it is not read as
-  jaxfunc's overhead;
+- case 1 at N=1000 with the hand-written jit called after gaps of 1-20 µs of Python: what a
+  gap between calls costs on its own (XLA's worker threads go to sleep), so that it is not
+  read as jaxfunc's overhead;
 - the first call with a new function object (a re-run notebook cell), and the compile;
 - a small MLP training step inside a user's ``jax.jit``: jaxfunc must equal raw ``jax.grad``.
 
@@ -44,7 +44,8 @@ AF_J = "jaxfunc AF.vjp"
 FUNC_J = "jaxfunc func.vjp + vjp_fn"
 RAW = "jax.vjp eager"
 HAND = "hand-written jax.jit"
-HAND_PY = "hand-written jax.jit after 5 µs of Python"
+GAPS_US = (1, 2, 5, 20)
+GAP = "gap"
 AF_T = "torch AF.vjp"
 FUNC_T = "torch.func.vjp + vjp_fn"
 LOOP_T = "torch AF.vjp loop (notebook)"
@@ -194,13 +195,17 @@ def _fwd_and_vjp(f: Callable[..., Any], xs: list[Any], v: Any) -> tuple[Any, Any
     return out, pullback(v)
 
 
-def _after_python(hand: Callable[..., Any], xs: list[Any], v: Any) -> Any:
-    """The hand-written jit with 5 µs of Python (a busy wait) before each call: the gap any
-    caller leaves between calls, in which XLA's idle CPU worker threads go to sleep."""
-    until = time.perf_counter_ns() + 5_000
+def _after_python(gap_us: int, hand: Callable[..., Any], xs: list[Any], v: Any) -> Any:
+    """The hand-written jit with ``gap_us`` of Python (a busy wait) before each call: the gap
+    any caller leaves between calls, in which XLA's idle CPU worker threads go to sleep."""
+    until = time.perf_counter_ns() + gap_us * 1_000
     while time.perf_counter_ns() < until:
         pass
     return hand(xs, v)
+
+
+def _gap_name(gap_us: int) -> str:
+    return f"{HAND} after {gap_us} µs of Python"
 
 
 def _two_step(vjp: Callable[..., Any], f: Callable[..., Any], xs: list[Any], v: Any) -> Any:
@@ -220,7 +225,6 @@ def vjp_variants(case: Case, n: int, env: Env) -> T.Prepared:
         Variant(FUNC_J, lambda: _two_step(jaxfunc.func.vjp, f_func, xs, v), "jax", FUNC_T, HAND),
         Variant(RAW, lambda: _two_step(jax.vjp, f_raw, xs, v), "jax", AF_T, HAND),
         Variant(HAND, lambda: hand(xs, v), "jax", AF_T),
-        Variant(HAND_PY, lambda: _after_python(hand, xs, v), "jax", AF_T, HAND),
     ]
     if env.torch_device:
         ts, tv, ft = [env.tensor(a) for a in xs_np], env.tensor(v_np), case.make(torch)
@@ -238,6 +242,18 @@ def vjp_variants(case: Case, n: int, env: Env) -> T.Prepared:
         )
 
     return variants, case.expected(xs_np, v_np), warm
+
+
+def gap_variants(n: int, env: Env) -> T.Prepared:
+    """Case 1: the hand-written jit called after gaps of Python, beside jaxfunc's AF.vjp."""
+    variants, expected, warm = vjp_variants(CASE1, n, env)
+    xs, v = [env.put(a) for a in CASE1.inputs(n)], env.put(CASE1.v(n))
+    jitted = jax.jit(functools.partial(_fwd_and_vjp, CASE1.make(jnp)))
+    gaps = [
+        Variant(_gap_name(g), functools.partial(_after_python, g, jitted, xs, v), "jax", None, HAND)
+        for g in GAPS_US
+    ]
+    return [v for v in variants if v.name in (AF_J, HAND)] + gaps, expected, warm
 
 
 @jax.jit
@@ -494,6 +510,32 @@ def targets(
     return out
 
 
+def gap_section(bench: T.Benchmark) -> str:
+    hand = bench.timings[HAND].median_s * 1e6
+    rows = [
+        [
+            "jaxfunc AF.vjp (its own checks and guard run first)",
+            T.fmt_us(bench.timings[AF_J].median_s),
+            "–",
+        ]
+    ]
+    rows.append(["hand-written jit, called back to back", f"{hand:,.1f}", f"{hand:,.1f}"])
+    for g in GAPS_US:
+        t = bench.timings[_gap_name(g)].median_s * 1e6
+        rows.append([f"hand-written jit after {g} µs of Python", f"{t:,.1f}", f"{t - g:,.1f}"])
+    return "\n".join(
+        [
+            "Case 1 at N=1,000, the hand-written jit called after a busy wait of a few µs (what",
+            "any Python between two calls amounts to). Called back to back, it finds XLA's CPU",
+            "worker threads still spinning; after a gap they have gone to sleep and must be",
+            "woken, which costs more than the gap itself. jaxfunc runs a few µs of Python (checks,",
+            "guard) before it dispatches, so it pays the same.",
+            "",
+            T.md_table(["variant", "µs/call", "µs/call minus the gap"], rows),
+        ]
+    )
+
+
 def markdown(
     benches: dict[tuple[str, int], T.Benchmark],
     cold: dict[str, T.Timing],
@@ -526,12 +568,12 @@ def markdown(
         "",
         T.STEADY_NOTE,
         "Case 4's raw-JAX and jaxfunc vmap variants are compared with torch.func's vmap.",
-        f"`{HAND_PY}`: the same jit with a 5 µs busy wait before each call, about the Python",
-        "jaxfunc runs before it dispatches (argument checks, the guard). Back-to-back calls of",
-        "the bare jit find XLA's CPU worker threads still spinning; after a few µs of Python they",
-        "have gone to sleep and must be woken, which costs more than the Python itself.",
         "",
         T.steady_table(list(benches.values())),
+        "",
+        "## Gaps between calls",
+        "",
+        gap_section(benches[(GAP, N_CASES)]),
         "",
         "## First calls of each variant",
         "",
@@ -601,6 +643,7 @@ def main() -> None:
         run(case.key, case.title, N_CASES, vjp_variants(case, N_CASES, env))
     run(CASE4, "per-sample Jacobian (N,2)->(N,3)", N_CASES, jacobian_variants(N_CASES, env))
     run(TRIVIAL.key, TRIVIAL.title, N_TRIVIAL, vjp_variants(TRIVIAL, N_TRIVIAL, env))
+    run(GAP, f"{CASE1.title}, the jit after a gap", N_CASES, gap_variants(N_CASES, env))
 
     print("new function object: call k", flush=True)
     cold = T.measure_cold(*first_call_variants(N_CASES, env), env, "first call")
