@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import jaxfunc
-from jaxfunc import _cache, _guard
+from jaxfunc import _cache, _core, _guard
 from jaxfunc.autograd.functional import vjp as af_vjp
 from jaxfunc.func import grad, vjp
 
@@ -694,17 +694,29 @@ def test_func_vjp_compiled_and_vjp_fn_reused():
     assert _cache.stats().get("trace", 0) == traces
 
 
-def test_func_vjp_compiled_forward_does_not_copy_its_inputs():
+def test_compiled_programs_do_not_copy_their_inputs():
     """Residuals that are inputs stay the caller's arrays: a compiled forward returning
     them would copy each (a full extra pass over memory at N=1e6)."""
 
     def f(x, y):
         return x**2 * jnp.sin(y)
 
+    def g(a, b):
+        return a * b
+
+    def identity(a):
+        return a
+
     y = X + 1
     for _ in range(3):
         out, vjp_fn = vjp(f, X, y)
-    assert vjp_fn._meta.compiled and vjp_fn._meta.input_slots is None
+        _, jvp_fn = jaxfunc.func.linearize(g, X, y)
+        same = vjp(identity, X)[0]
+    assert type(vjp_fn) is _core.VjpFn and vjp_fn._meta.compiled
+    assert same is X  # an identity output too
+    lin_leaves = jax.tree_util.tree_leaves(jvp_fn)
+    assert any(leaf is X for leaf in lin_leaves) and any(leaf is y for leaf in lin_leaves)
+    np.testing.assert_allclose(jvp_fn(jnp.ones(3), jnp.ones(3)), X + y)
     leaves = jax.tree_util.tree_leaves(vjp_fn)
     assert any(leaf is X for leaf in leaves) and any(leaf is y for leaf in leaves)
     gx, gy = vjp_fn(jnp.ones(3))

@@ -310,6 +310,8 @@ def _call(func: Callable[..., Any], program: Callable[..., Any], static: Any, ar
         out = compiled[0](hoisted, arrays)
     except Exception as error:
         return _cannot_trace(entry, func, program, static, arrays, hoisted, key, error)
+    if type(out) is _WithoutInputs:
+        out = out.rebuild(arrays)
     compiled[2] = True
     _stats["hit"] += 1
     return _tree.thaw_order(out) if compiled[1] else out
@@ -441,10 +443,52 @@ def _make_jit(entry: _Entry, func: Any, program: Callable[..., Any], static: Any
         if _tree.contains_dict(out):
             compiled[1] = True
             out = _tree.freeze_order(out)
-        return out
+        return _WithoutInputs.strip(out, arrays)
 
     compiled[0] = jax.jit(traced)
     return compiled
+
+
+class _WithoutInputs:
+    """A compiled program's result less the leaves that are its own array arguments (a
+    ``vjp_fn``'s residuals, an identity output): ``jax.jit`` would copy each one it returns.
+    ``slots``: per leaf of the result, the index of the argument leaf it is, or -1. A pytree
+    whose structure is static, so every trace of a jit keeps its own."""
+
+    __slots__ = ("kept", "slots", "treedef")
+
+    def __init__(self, kept: tuple[Any, ...], treedef: Any, slots: tuple[int, ...]) -> None:
+        self.kept, self.treedef, self.slots = kept, treedef, slots
+
+    @classmethod
+    def strip(cls, out: Any, arrays: Any) -> Any:
+        leaves, treedef = jax.tree_util.tree_flatten(out)
+        index = {id(a): i for i, a in enumerate(jax.tree_util.tree_leaves(arrays))}
+        slots = tuple(index.get(id(leaf), -1) for leaf in leaves)
+        if max(slots, default=-1) < 0:
+            return out
+        return cls(tuple(x for x, i in zip(leaves, slots) if i < 0), treedef, slots)
+
+    def rebuild(self, arrays: Any) -> Any:
+        """The whole result, the stripped leaves taken from the call's own ``arrays``."""
+        args = jax.tree_util.tree_leaves(arrays)
+        kept = iter(self.kept)
+        return self.treedef.unflatten(
+            [next(kept) if i < 0 else _as_jax(args[i]) for i in self.slots]
+        )
+
+
+def _as_jax(x: Any) -> Any:
+    """What jit would have returned for argument ``x``: a jax array (numpy and Python
+    scalars converted as jit converts them)."""
+    return x if isinstance(x, jax.Array) else jax.numpy.asarray(x)
+
+
+jax.tree_util.register_pytree_node(
+    _WithoutInputs,
+    lambda w: (w.kept, (w.treedef, w.slots)),
+    lambda aux, kept: _WithoutInputs(tuple(kept), *aux),
+)
 
 
 def _weak(obj: Any) -> Callable[[], Any]:

@@ -187,17 +187,11 @@ class VjpMeta:
     own jit applies its pullback directly (the user's program stays raw JAX).
     ``pullback_def``: the structure of JAX's pullback, whose leaves (the residuals) the
     ``VjpFn`` holds, flat, so that a compiled call passes plain arrays.
-    ``input_slots``: set on a ``VjpFn`` straight out of a compiled forward, whose residuals
-    that are the forward's own inputs were left out (returning an input from ``jax.jit``
-    copies it): per residual, the index of the input it is, or -1; ``VjpFn.bind_inputs``
-    puts the caller's arrays back.
     """
 
     __slots__ = (
-        "bound",
         "compiled",
         "in_structures",
-        "input_slots",
         "out_avals",
         "out_structure",
         "pullback_def",
@@ -211,7 +205,6 @@ class VjpMeta:
         in_structures: tuple[_tree.Structure, ...],
         compiled: bool,
         pullback_def: Any,
-        input_slots: tuple[int, ...] | None = None,
     ) -> None:
         self.out_structure = out_structure
         self.out_avals = out_avals
@@ -219,13 +212,6 @@ class VjpMeta:
         self.compiled = compiled
         self.pullback_def = pullback_def
         self.single_output = out_structure.treedef.num_nodes == 1 and len(out_avals) == 1
-        self.input_slots = input_slots
-        # this meta without input_slots; made here, once (jit keys compare metas by identity)
-        self.bound = (
-            self
-            if input_slots is None
-            else VjpMeta(out_structure, out_avals, in_structures, compiled, pullback_def)
-        )
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -256,31 +242,10 @@ class VjpFn:
         out_avals: tuple[tuple[tuple[int, ...], Any], ...],
         in_structures: tuple[_tree.Structure, ...],
         compiled: bool,
-        inputs: Sequence[Any] | None = None,
     ) -> VjpFn:
-        """``inputs``: the traced inputs of a compiled forward; residuals that are one of
-        them are left out, to be bound back by ``bind_inputs`` after the call."""
         residuals, pullback_def = jax.tree_util.tree_flatten(pullback)
-        slots = None
-        if inputs is not None:
-            index = {id(x): i for i, x in enumerate(inputs)}
-            slots = tuple(index.get(id(r), -1) for r in residuals)
-            if all(i < 0 for i in slots):
-                slots = None
-            else:
-                residuals = [r for r, i in zip(residuals, slots) if i < 0]
-        meta = VjpMeta(out_structure, out_avals, in_structures, compiled, pullback_def, slots)
+        meta = VjpMeta(out_structure, out_avals, in_structures, compiled, pullback_def)
         return cls(tuple(residuals), meta)
-
-    def bind_inputs(self, inputs: Sequence[Any]) -> VjpFn:
-        """The complete ``VjpFn``: the residuals that are inputs put back from ``inputs``
-        (the arrays the compiled forward was called with)."""
-        slots = self._meta.input_slots
-        if slots is None:
-            return self
-        rest = iter(self._residuals)
-        residuals = tuple(inputs[i] if i >= 0 else next(rest) for i in slots)
-        return VjpFn(residuals, self._meta.bound)
 
     @property
     def jaxfunc_compiled(self) -> bool:

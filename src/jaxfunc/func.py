@@ -127,15 +127,13 @@ def vjp(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple
     """
     _checks.check_callable(func, "vjp")
     if all(type(p) is _checks.ArrayImpl and _checks.is_inexact(p) for p in primals):
-        arrays = list(primals)
         static = ((_tree.LEAF,) * len(primals), has_aux)  # the common case: arrays
-    else:
-        _checks.check_primal_leaves(primals)
-        flats = [_tree.flatten_structure(p) for p in primals]
-        arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
-        static = (tuple(s for _, s in flats), has_aux)
-    out, vjp_fn, *aux = _cache.call(func, _vjp_program, static, arrays)
-    return (out, vjp_fn.bind_inputs(arrays), *aux)
+        return _cache.call(func, _vjp_program, static, list(primals))
+    _checks.check_primal_leaves(primals)
+    flats = [_tree.flatten_structure(p) for p in primals]
+    arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
+    static = (tuple(s for _, s in flats), has_aux)
+    return _cache.call(func, _vjp_program, static, arrays)
 
 
 def _unflatten_args(structures: tuple[_tree.Structure, ...], flat: Any) -> tuple[Any, ...]:
@@ -168,9 +166,7 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
     compiled = _cache.tracing()
     out, pullback, aux = _core.reverse(fn, arrays, _save_real_dots if compiled else None)
     out_avals = tuple((tuple(o.shape), o.dtype) for o in out)
-    vjp_fn = _core.VjpFn.from_pullback(
-        pullback, seen["out"], out_avals, in_structures, compiled, arrays if compiled else None
-    )
+    vjp_fn = _core.VjpFn.from_pullback(pullback, seen["out"], out_avals, in_structures, compiled)
     return _with_aux((seen["out"].unflatten(out), vjp_fn), has_aux, seen, aux)
 
 
