@@ -94,13 +94,13 @@ def torch_outcome(suite: str, case: Any, dtype: str = "float64") -> Any:
     from oracle import HAVE_TORCH, TorchSide, assert_same, outcome
 
     k = key(suite, dtype, case.id)
+    if k not in RECORDED:
+        pytest.fail(f"no recorded torch outcome for {k!r}: run python tests/recorded.py")
+    record = decode(RECORDED[k])
     if not HAVE_TORCH:
-        if k not in RECORDED:
-            pytest.fail(f"no recorded torch outcome for {k!r}: run python tests/recorded.py")
-        return decode(RECORDED[k])
+        return record
     live = outcome(case.body, TorchSide(dtype))
-    assert k in RECORDED, f"no recorded outcome for {k!r}: run python tests/recorded.py"
-    assert_same(decode(RECORDED[k]), live, rtol=0, atol=0, messages=case.messages, path="recorded")
+    assert_same(record, live, rtol=0, atol=0, messages=case.messages, path="recorded")
     return live
 
 
