@@ -5,7 +5,6 @@ every CI job sees the same examples, and small enough to run in well under two m
 ``long`` (``pytest --hypothesis-profile=long``: random, many more examples).
 """
 
-import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -17,34 +16,18 @@ import pytest
 
 jax.config.update("jax_enable_x64", True)
 
-from jaxfunc._jit import _cache  # noqa: E402 - after the JAX settings above
-
-
-@contextlib.contextmanager
-def compiled_path() -> Iterator[None]:
-    """Every jaxfunc call in the block goes through the cache's jit (no eager first call)."""
-    before = _cache.EAGER_FIRST_CALL
-    _cache.EAGER_FIRST_CALL = False
-    try:
-        yield
-    finally:
-        _cache.EAGER_FIRST_CALL = before
+import jaxfunc  # noqa: E402 - after the JAX settings above
 
 
 @pytest.fixture(params=["eager", "compiled"])
 def path(request: Any) -> Iterator[str]:
-    """Each test twice: a new function's first call (eager), and through the compiled path."""
-    if request.param == "compiled":
-        with compiled_path():
+    """Each test twice: uncompiled (the cache switched off) and through the compile cache
+    (which compiles from a function's first call)."""
+    if request.param == "eager":
+        with jaxfunc.cache_disabled():
             yield request.param
     else:
         yield request.param
-
-
-@pytest.fixture
-def compiled() -> Iterator[None]:
-    with compiled_path():
-        yield
 
 
 try:

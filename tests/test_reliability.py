@@ -36,6 +36,10 @@ X = jnp.asarray([0.5, 1.0, 1.5])
 THIS_FILE = __file__
 
 
+def cache_slot_count() -> int:
+    return len(_cache._slots)
+
+
 def counter(name: str) -> int:
     return _cache.stats().get(name, 0)
 
@@ -117,11 +121,12 @@ def test_user_exception_propagates_unchanged(name: str, path: str) -> None:
     hits = counter("hit")
     for _ in range(3):
         _assert_tree_close(TRANSFORMS[name](f, X), want)
-    assert counter("hit") > hits, f"no compiled call after the failure: {_cache.stats()}"
+    if path == "compiled":
+        assert counter("hit") > hits, f"no compiled call after the failure: {_cache.stats()}"
     assert _compat.at_top_level(), "a JAX trace was left active"
 
 
-def test_failure_then_fix_same_function(compiled: None) -> None:
+def test_failure_then_fix_same_function() -> None:
     """A function that fails while tracing, then stops failing, gives fresh correct results."""
     state = {"fail": True}
 
@@ -199,10 +204,7 @@ def _call_in_thread(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
     return _in_threads(lambda i: fn(), 1, timeout)[0]
 
 
-@pytest.mark.parametrize("when", ["eager", "compile"])
-def test_keyboard_interrupt_leaves_jaxfunc_usable(when: str, monkeypatch: Any) -> None:
-    if when == "compile":
-        monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", False)
+def test_keyboard_interrupt_leaves_jaxfunc_usable() -> None:
     state = {"interrupt": True}
 
     def f(x: Any) -> Any:
@@ -252,9 +254,7 @@ def _shared_grad_np(x: np.ndarray) -> np.ndarray:
     return 2 * np.sin(w * x) * np.cos(w * x) * w
 
 
-@pytest.mark.parametrize("eager_first", [True, False])
-def test_threads_shared_function(eager_first: bool, monkeypatch: Any) -> None:
-    monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", eager_first)
+def test_threads_shared_function() -> None:
     _cache.clear_cache(shared_loss)
 
     def work(i: int) -> int:
@@ -273,7 +273,7 @@ def test_threads_shared_function(eager_first: bool, monkeypatch: Any) -> None:
 
     hits = counter("hit")
     assert _run_threads(work) == list(range(N_THREADS))
-    slot = _cache._slots.get(shared_loss)
+    slot = _cache._existing_slot(shared_loss)
     assert slot is not None and 1 <= len(slot.entries) <= _cache.MAX_ENTRIES
     assert len(slot.entries) == 1, "the shared function's state never changed: one guard entry"
     for entry in slot.entries:
@@ -331,7 +331,7 @@ def test_threads_while_guards_change() -> None:
                 np.testing.assert_allclose(np.asarray(got), _SCALE * np.cos(np.asarray(X)))
 
     _run_threads(work)
-    slot = _cache._slots.get(_scaled)
+    slot = _cache._existing_slot(_scaled)
     assert slot is None or len(slot.entries) <= _cache.MAX_ENTRIES
 
 
@@ -371,14 +371,12 @@ class _Box:
         self.value = value
 
 
-@pytest.mark.parametrize(("kind", "n", "compiled_calls"), [("mixed", 1000, 0), ("mixed", 80, 2)])
-def test_dropped_functions_leave_nothing_alive(
-    kind: str, n: int, compiled_calls: int, monkeypatch: Any
-) -> None:
-    """Thousands of distinct closures through the cache: once dropped, all are collected."""
-    monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", compiled_calls == 0)
+@pytest.mark.parametrize(("kind", "n", "compiled_calls"), [("mixed", 300, 0), ("mixed", 80, 2)])
+def test_dropped_functions_leave_nothing_alive(kind: str, n: int, compiled_calls: int) -> None:
+    """Hundreds of distinct closures through the cache: once dropped, all are collected.
+    (Closures of one code share a slot, held by the code object, which lives on.)"""
     _collect()
-    slots_before = len(_cache._slots)
+    slots_before = cache_slot_count()
     fns, arrays = _make_functions(n, kind)
     boxes = [_Box(a) for a in arrays]
     # the functions capture boxes too, so anything the cache keeps shows up as a live box
@@ -392,14 +390,14 @@ def test_dropped_functions_leave_nothing_alive(
             g = TF.grad(f)(X)
         if i % 50 == 0:
             np.testing.assert_allclose(np.asarray(g), i * np.cos(np.asarray(X)))
-    assert len(_cache._slots) >= slots_before + n // 2, "the functions did not go through the cache"
+    assert cache_slot_count() > slots_before, "the functions did not go through the cache"
     del fns, arrays, boxes, f, g
     _collect()
     alive_fns = sum(r() is not None for r in fn_refs)
     alive_boxes = sum(r() is not None for r in box_refs)
     assert alive_fns == 0, f"{alive_fns} of {n} dropped functions are still alive"
     assert alive_boxes == 0, f"{alive_boxes} of {n} closed-over objects are still alive"
-    assert len(_cache._slots) <= slots_before, "cache slots of dead functions remain"
+    assert cache_slot_count() <= slots_before + 2, "cache slots of dead functions remain"
 
 
 def test_vjp_fn_does_not_keep_the_function_alive() -> None:
@@ -459,23 +457,22 @@ def test_entries_per_function_stay_bounded(calls_per_state: int) -> None:
         for _ in range(calls_per_state):
             got = TF.grad(f)(X)
             np.testing.assert_allclose(np.asarray(got), scale * np.cos(np.asarray(X)))
-        slot = _cache._slots.get(f)
+        slot = _cache._existing_slot(f)
         if slot is not None:
             max_entries = max(max_entries, len(slot.entries))
     assert 1 <= max_entries <= _cache.MAX_ENTRIES
 
 
-def test_statics_per_entry_stay_bounded(monkeypatch: Any) -> None:
+def test_statics_per_entry_stay_bounded() -> None:
     """Many distinct non-array arguments (each a new compile key): the programs kept per entry
     stay bounded, and every result is right."""
-    monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", False)
 
     def f(x: Any, k: int) -> Any:
         return jnp.sum(jnp.sin(x)) * k
 
     for k in range(_cache.MAX_STATICS + 8):
         np.testing.assert_allclose(np.asarray(TF.grad(f)(X, k)), k * np.cos(np.asarray(X)))
-    slot = _cache._slots.get(f)
+    slot = _cache._existing_slot(f)
     assert slot is not None
     for entry in slot.entries:
         assert len(entry.jits) <= _cache.MAX_STATICS

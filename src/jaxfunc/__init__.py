@@ -11,6 +11,7 @@ from . import func as func
 from . import interop as interop
 from ._grad_mode import enable_grad as enable_grad
 from ._grad_mode import no_grad as no_grad
+from ._jit import cache_info as cache_info
 from ._jit import clear_cache as clear_cache
 from ._jit import disabled as cache_disabled
 from ._jit import is_enabled as cache_enabled
@@ -26,6 +27,7 @@ __all__ = [
     "autograd",
     "cache_disabled",
     "cache_enabled",
+    "cache_info",
     "clear_cache",
     "enable_grad",
     "func",

@@ -217,11 +217,16 @@ class VjpMeta:
     own jit applies its pullback directly (the user's program stays raw JAX).
     ``pullback_def``: the structure of JAX's pullback, whose leaves (the residuals) the
     ``VjpFn`` holds, flat, so that a compiled call passes plain arrays.
+    ``backward`` (compiled only) and ``jits`` (the cache's programs taking this ``vjp_fn``
+    as an argument, e.g. ``vmap(vjp_fn)``) live and die with the meta.
     """
 
     __slots__ = (
+        "__weakref__",
+        "backward",
         "compiled",
         "in_structures",
+        "jits",
         "out_avals",
         "out_structure",
         "pullback_def",
@@ -241,12 +246,16 @@ class VjpMeta:
         self.in_structures = in_structures
         self.compiled = compiled
         self.pullback_def = pullback_def
+        # held by the cache entry, weakly here (see _jit.keep); gone: apply the pullback
+        self.backward = _jit.keep(_compiled_backward(pullback_def)) if compiled else None
+        self.jits = _jit.keep(_jit.Jits()) if compiled else None
         self.single_output = out_structure.treedef.num_nodes == 1 and len(out_avals) == 1
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _apply_compiled(pullback_def: Any, residuals: tuple[Any, ...], cts: tuple[Any, ...]) -> Any:
-    return pull(pullback_def.unflatten(residuals), cts)
+def _compiled_backward(pullback_def: Any) -> Callable[..., Any]:
+    """The backward of a cached program's ``vjp_fn``s, compiled once per trace and owned by
+    their shared ``VjpMeta``: it is freed with them and with the cache entry."""
+    return jax.jit(lambda residuals, cts: pull(pullback_def.unflatten(residuals), cts))
 
 
 class VjpFn:
@@ -277,10 +286,11 @@ class VjpFn:
         meta = VjpMeta(out_structure, out_avals, in_structures, compiled, pullback_def)
         return cls(tuple(residuals), meta)
 
-    @property
-    def jaxfunc_compiled(self) -> bool:
-        """Made by a compiled program (stable structure: transforms of it compile too)."""
-        return self._meta.compiled
+    def jaxfunc_jits(self) -> dict[Any, Any] | None:
+        """Where the cache keeps programs compiled for this callable; None when it was not
+        made by a compiled program (its structure is then not stable)."""
+        jits = self._meta.jits
+        return None if jits is None else jits()
 
     def __repr__(self) -> str:
         return f"<jaxfunc vjp_fn: {self._meta.out_structure.pprint()} -> inputs>"
@@ -317,8 +327,9 @@ class VjpFn:
                 ct if ct.dtype == dtype else _checks.cast_like(_checks.to_array(ct), dtype, i)
             )
         with _checks.torch_device_errors:
-            if meta.compiled:  # residuals from a cached program: one compiled backward for all
-                flat_in = _apply_compiled(meta.pullback_def, self._residuals, tuple(cts))
+            backward = meta.backward and meta.backward()
+            if backward is not None:  # a cached program's: one compiled backward for all
+                flat_in = backward(self._residuals, tuple(cts))
             else:
                 flat_in = pull(meta.pullback_def.unflatten(self._residuals), cts)
         if len(meta.in_structures) == 1 and meta.in_structures[0] is _tree.LEAF:

@@ -150,7 +150,6 @@ def _save_real_dots(prim: Any, *avals: Any, **params: Any) -> bool:
 class _Vjp(_jit.Program):
     in_structures: tuple[_tree.Structure, ...]
     has_aux: bool
-    eager_first = True
 
     def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> tuple[Any, ...]:
         seen: dict[str, Any] = {}
@@ -287,7 +286,6 @@ class _Jvp(_jit.Program):
     structure: _tree.Structure
     strict: bool
     has_aux: bool
-    eager_first = True
 
     def __call__(self, func: Callable[..., Any], arrays: Any) -> tuple[Any, ...]:
         flat_p, flat_t = arrays
@@ -388,7 +386,6 @@ class _Grad(_jit.Program):
     argnums: int | tuple[int, ...]
     has_aux: bool
     with_value: bool
-    eager_first = True
 
     def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> Any:
         return _grad_run(func, self, arrays)
@@ -617,13 +614,14 @@ def hessian(
 
 
 class LinearizeMeta:
-    __slots__ = ("compiled", "in_avals", "in_structure", "out_desc")
+    __slots__ = ("in_avals", "in_structure", "jits", "out_desc")
 
     def __init__(self, in_structure: Any, in_avals: Any, out_desc: Any) -> None:
         self.in_structure = in_structure
         self.in_avals = in_avals
         self.out_desc = out_desc  # the output's structure and non-array leaves
-        self.compiled = _jit.tracing()
+        # made by a compiled program: its structure is stable, transforms of it compile too
+        self.jits = _jit.keep(_jit.Jits()) if _jit.tracing() else None
 
 
 class JvpFn:
@@ -639,10 +637,10 @@ class JvpFn:
         self._lin = lin
         self._meta = meta
 
-    @property
-    def jaxfunc_compiled(self) -> bool:
-        """Made by a compiled program (stable structure: transforms of it compile too)."""
-        return self._meta.compiled
+    def jaxfunc_jits(self) -> dict[Any, Any] | None:
+        """Where the cache keeps programs compiled for this callable (see ``VjpFn``)."""
+        jits = self._meta.jits
+        return None if jits is None else jits()
 
     def __call__(self, *tangents: Any) -> Any:
         meta = self._meta
@@ -706,7 +704,6 @@ def linearize(func: Callable[..., Any], *primals: Any, has_aux: bool = False) ->
 class _Linearize(_jit.Program):
     structure: _tree.Structure
     has_aux: bool
-    eager_first = True
 
     def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> tuple[Any, ...]:
         return _linearize_run(func, self.structure, self.has_aux, arrays)

@@ -1,11 +1,15 @@
 """The jit boundary codec: what a compiled program's result loses crossing ``jax.jit``, and
 how it is put back.
 
-Two things: ``jax.jit`` rebuilds a returned dict with its keys sorted (the user's insertion
-order is kept by :class:`OrderedNode` across the boundary), and it copies every returned
-leaf that is one of its own arguments (such leaves are left out of the result and taken
-from the call's arrays after it: :class:`WithoutInputs`). ``encode`` runs inside the traced
-program, ``decode`` on its result.
+Three things: ``jax.jit`` rebuilds a returned dict with its keys sorted (the user's
+insertion order is kept by :class:`OrderedNode` across the boundary); it copies every
+returned leaf that is one of its own arguments (such leaves are left out of the result and
+taken from the call's arrays after it: :class:`WithoutInputs`); and JAX's own caches keep
+the structure of every jit result they see (thousands of them, for the life of the
+process), so a result's structure must not hold anything heavy (a ``vjp_fn``'s linearized
+program): it stays on our side, in a :class:`Structures` store that lives with the cache
+entry, and only its number crosses. ``encode`` runs inside the traced program, ``decode``
+on its result.
 """
 
 from __future__ import annotations
@@ -110,33 +114,56 @@ jax.tree_util.register_pytree_node(
 )
 
 
+class Structures:
+    """The result structures of one compiled program's traces, numbered."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+
+    def add(self, treedef: Any) -> int:
+        for i, known in enumerate(self._items):
+            if known == treedef:
+                return i
+        self._items.append(treedef)
+        return len(self._items) - 1
+
+    def __getitem__(self, number: int) -> Any:
+        return self._items[number]
+
+
 class Encoded:
-    """A result as it crosses the boundary, and what the other side must undo."""
+    """A result as it crosses the boundary: its leaves, the number of its structure in the
+    program's :class:`Structures`, and whether its dicts were frozen in order."""
 
-    __slots__ = ("ordered", "value")
+    __slots__ = ("leaves", "number", "ordered")
 
-    def __init__(self, value: Any, ordered: bool) -> None:
-        self.value, self.ordered = value, ordered
+    def __init__(self, leaves: list[Any], number: int, ordered: bool) -> None:
+        self.leaves, self.number, self.ordered = leaves, number, ordered
 
 
 jax.tree_util.register_pytree_node(
     Encoded,
-    lambda e: ((e.value,), e.ordered),
-    lambda ordered, children: Encoded(children[0], ordered),
+    lambda e: (e.leaves, (e.number, e.ordered)),
+    lambda aux, leaves: Encoded(list(leaves), *aux),
 )
 
 
-def encode(out: Any, arrays: Any) -> Encoded:
-    """Inside the traced program: dicts frozen in order, argument leaves stripped."""
+def encode(out: Any, arrays: Any, structures: Structures) -> Encoded:
+    """Inside the traced program: dicts frozen in order, argument leaves stripped, the
+    structure kept in ``structures``."""
     ordered = _contains_dict(out)
     if ordered:
         out = freeze_order(out)
-    return Encoded(WithoutInputs.strip(out, arrays), ordered)
+    leaves, treedef = jax.tree_util.tree_flatten(WithoutInputs.strip(out, arrays))
+    return Encoded(leaves, structures.add(treedef), ordered)
 
 
-def decode(result: Encoded, arrays: Any) -> Any:
-    """On the compiled program's result: stripped leaves back from ``arrays``, dicts thawed."""
-    out = result.value
+def decode(result: Encoded, arrays: Any, structures: Structures) -> Any:
+    """On the compiled program's result: its structure back, stripped leaves back from
+    ``arrays``, dicts thawed."""
+    out = structures[result.number].unflatten(result.leaves)
     if type(out) is WithoutInputs:
         out = out.rebuild(arrays)
     return thaw_order(out) if result.ordered else out

@@ -7,14 +7,19 @@ non-array parts of the call as its fields; ``arrays`` are the array arguments. T
 - under any JAX transformation (a user's ``jax.jit``, ``vmap``, ``grad``) the program runs
   as it is: the traced program is exactly what the raw JAX calls give;
 - with the cache switched off, the program runs eagerly;
-- otherwise the callable's entries are looked up (held weakly: the cache never keeps a
-  user's function alive), and each entry's guard (``_guard``) proves the function still
-  means what it meant when the entry was made. The first call through a new entry runs
-  eagerly (a one-off notebook cell pays no compile), later calls run one ``jax.jit`` of
-  the program that takes the hoisted globals as arguments. ``jax.jit``'s own cache handles
-  shapes, dtypes and pytree structure.
-- a function that cannot be traced abstractly (Python control flow on values, ``.item()``)
-  is found out on its first compile and runs eagerly from then on, with the same results.
+- otherwise the callable's slot is found — a plain function's by its *code*, so closures
+  made afresh at each call share compiled programs — and each entry's guard (``_guard``)
+  proves that the function still means what it meant when the entry was made: its code,
+  defaults, closure values, globals and everything they reach, by value. Arrays found there
+  are *hoisted*: passed to one ``jax.jit`` of the program as arguments. ``jax.jit``'s own
+  cache handles shapes, dtypes and pytree structure. Every cached call, the first one
+  included, runs the compiled program, so a function gives the same values at every call
+  (XLA's fusion can round differently from op-by-op execution).
+- what cannot be proved runs eagerly, and the function's slot says why
+  (:func:`cache_info`); ``on_give_up`` (set by the package) tells the user once. A function
+  that cannot be traced abstractly (Python control flow on values, ``.item()``) is found out
+  on its first compile and runs eagerly from then on, with the same results; a function
+  whose state changes at nearly every call runs eagerly for a while, then is tried again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import functools
 import os
 import threading
 import types
@@ -40,11 +44,10 @@ MAX_ENTRIES = 8  # per callable: guard states kept (most recent first)
 MAX_STATICS = 32  # per entry: distinct option/static-argument combinations compiled
 THRASH_BUILDS = 8  # a callable rebuilt this often, for a quarter or more of its calls ...
 THRASH_RATIO = 4  # ... changes what it reads at nearly every call: it then runs eagerly
+BACKOFF_CALLS = 16  # ... for this many calls (doubling each time), then is tried again
 
-#: Run the first call of each new (function, program) eagerly, for programs that declare
-#: themselves cheap to run eagerly (``Program.eager_first``). Tests switch it off to push
-#: every call through the compiled path.
-EAGER_FIRST_CALL = True
+#: Called once per callable when the cache gives up on it: ``on_give_up(func, reason)``.
+on_give_up: Callable[[Any, str], None] = lambda func, reason: None
 
 
 _lock = threading.RLock()
@@ -53,9 +56,26 @@ _lock = threading.RLock()
 class _ThreadState(threading.local):
     depth = 0  # programs this thread is tracing for the cache
     disabled = 0  # ``disabled()`` blocks this thread is in
+    current: Any = None  # the function of the compiled call this thread is making
+    entry: Any = None  # the entry whose program this thread is tracing
+    tainted = False  # the state changed between this call's guard check and its trace
 
 
 _thread = _ThreadState()
+
+
+def keep(obj: Any) -> Callable[[], Any]:
+    """Keep ``obj`` alive as long as the cache entry whose program is being traced, and
+    return a weak reference to it. A program's result must not hold heavy things (a compiled
+    backward) strongly: JAX's own caches keep the static parts of jit results (up to 4096 of
+    them), which would keep those things alive long after their entry is gone."""
+    entry = _thread.entry
+    if entry is None:
+        return lambda: obj  # not traced for the cache: the result owns it
+    with _lock:
+        entry.kept.append(obj)
+        del entry.kept[: -4 * MAX_STATICS]  # (the newest programs' retraces)
+    return weakref.ref(obj)
 
 
 def tracing() -> bool:
@@ -98,25 +118,48 @@ def disabled() -> Iterator[None]:
 class _Entry:
     """One guard state of one callable, and the compiled programs made under it."""
 
-    __slots__ = ("__weakref__", "eager_only", "jits", "plan", "seen")
+    __slots__ = ("__weakref__", "eager_only", "jits", "kept", "plan", "structures")
 
     def __init__(self, plan: _guard.Plan) -> None:
         self.plan = plan
+        self.structures = _boundary.Structures()  # its programs' result structures
         self.jits: collections.OrderedDict[Any, Any] = collections.OrderedDict()
-        self.seen: collections.OrderedDict[Any, None] = collections.OrderedDict()
         self.eager_only = False
+        self.kept: list[Any] = []  # what its programs' results refer to weakly (see keep)
 
 
 class _Slot:
-    """The cache's record for one callable."""
+    """The cache's record for one callable (or one code object): its entries, the policy's
+    state, and what it did (counters, and why it ran eagerly)."""
 
-    __slots__ = ("builds", "calls", "entries", "uncacheable")
+    __slots__ = (
+        "backoff",
+        "builds",
+        "calls",
+        "counts",
+        "eager_until",
+        "entries",
+        "reasons",
+        "uncacheable",
+    )
 
     def __init__(self) -> None:
         self.entries: list[_Entry] = []
         self.builds = 0
         self.calls = 0
-        self.uncacheable = False
+        self.uncacheable = False  # for good: what it reads can never be guarded
+        self.eager_until = 0  # eager while ``calls`` is below this (state kept changing)
+        self.backoff = BACKOFF_CALLS
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.reasons: list[str] = []
+
+    def give_up(self, func: Any, reason: str) -> None:
+        """Note why calls run eagerly; the first reason of each kind is told to the user."""
+        if reason not in self.reasons:
+            first = not self.reasons
+            self.reasons.append(reason)
+            if first:
+                on_give_up(func, reason)
 
 
 class _WeakIdTable:
@@ -168,11 +211,21 @@ class _WeakIdTable:
     def __len__(self) -> int:
         return len(self._items)
 
+    def values(self) -> list[Any]:
+        return [value for _, value in self._items.values()]
 
-# Functions, callable objects, partials: keyed by the object itself. Bound methods (a new
-# object at every attribute access) are keyed by their instance, then by their function,
-# so that each instance has its own entries and dies with them.
+
+# Callables are keyed by the object itself, held weakly: a dropped function's slot goes with
+# it. Bound methods (a new object at every attribute access) are keyed by their instance,
+# then by their function, so that each instance has its own entries and dies with them.
+# A new plain function adopts the slot of the last function with the same code, kept in a
+# small LRU (``_by_code``): closures made afresh at each call share compiled programs (the
+# guard still proves each one's closure values, defaults and globals). The LRU bounds what
+# dropped functions can keep: their compiled programs refer to their code (through JAX's
+# source locations), so a slot keyed weakly by code would never be freed.
 _slots = _WeakIdTable()
+_by_code: collections.OrderedDict[types.CodeType, _Slot] = collections.OrderedDict()
+MAX_CODES = 16
 _method_slots = _WeakIdTable()
 _stats = collections.Counter()
 
@@ -186,15 +239,60 @@ def clear_cache(func: Any = None) -> None:
         if func is None:
             _slots.clear()
             _method_slots.clear()
+            _by_code.clear()
         elif isinstance(func, types.MethodType):
             (_method_slots.get(func.__self__) or {}).pop(func.__func__, None)
         else:
             _slots.pop(func)
+            if type(func) is types.FunctionType:
+                _by_code.pop(func.__code__, None)
 
 
 def stats() -> dict[str, int]:
-    """Counters of cache events (hits, compiles, eager runs...), for tests and benchmarks."""
+    """Counters of cache events (hit, trace, build, eager...), for tests and benchmarks."""
     return dict(_stats)
+
+
+def cache_info(func: Any = None) -> dict[str, Any]:
+    """What the cache did: ``hits`` (calls served by a compiled program), ``compiles``
+    (traces made to compile) and ``eager`` (calls run uncompiled), for the whole process or
+    for one callable (a jaxfunc transform such as ``grad(f)`` reports ``f``); for one
+    callable also ``entries`` (guard states held) and ``reasons`` (why calls ran eagerly)."""
+    if func is None:
+        return {
+            "hits": _stats["hit"],
+            "compiles": _stats["trace"],
+            "eager": _stats["eager"],
+            "functions": len(_slots) + sum(len(m) for m in _method_slots.values()),
+        }
+    func = _unwrap(func)[0]
+    slot = _existing_slot(func)
+    counts = slot.counts if slot is not None else collections.Counter()
+    return {
+        "hits": counts["hit"],
+        "compiles": counts["trace"],
+        "eager": counts["eager"],
+        "entries": len(slot.entries) if slot is not None else 0,
+        "reasons": list(slot.reasons) if slot is not None else [],
+    }
+
+
+def _existing_slot(func: Any) -> _Slot | None:
+    if type(func) is types.MethodType:
+        return (_method_slots.get(func.__self__) or {}).get(func.__func__)
+    return _slots.get(func)
+
+
+def _code_slot(code: types.CodeType) -> _Slot:
+    """The slot of the last function with this code (a new one if none is remembered)."""
+    slot = _by_code.get(code)
+    if slot is None:
+        slot = _by_code[code] = _Slot()
+        if len(_by_code) > MAX_CODES:
+            _by_code.popitem(last=False)
+    else:
+        _by_code.move_to_end(code)
+    return slot
 
 
 def _slot_of(func: Any) -> _Slot | None:
@@ -206,6 +304,8 @@ def _slot_of(func: Any) -> _Slot | None:
             if slot is None:
                 slot = methods[func.__func__] = _Slot()
             return slot
+        if type(func) is types.FunctionType:
+            return _slots.setdefault(func, lambda: _code_slot(func.__code__))
         return _slots.setdefault(func, _Slot)
     except TypeError:  # not weak-referenceable, or not hashable
         return None
@@ -239,10 +339,6 @@ class _Rewrapped(Program):
     program: Program
     transforms: tuple[Transform, ...]
 
-    @property
-    def eager_first(self) -> bool:  # type: ignore[override]
-        return self.program.eager_first
-
     def __call__(self, func: Any, arrays: Any) -> Any:
         for transform in reversed(self.transforms):
             func = transform.wrap(func)
@@ -250,7 +346,9 @@ class _Rewrapped(Program):
 
 
 #: jaxfunc's own callables (``vjp_fn``, ``jvp_fn``): pure pytrees that ride along as jit
-#: arguments when they come out of a compiled program (their structure is stable then).
+#: arguments when they come out of a compiled program (their structure is stable then); their
+#: ``jaxfunc_jits()`` gives the dict for the programs compiled for them (``Jits``, made with
+#: :func:`keep`), or None.
 PYTREE_CALLABLES: set[type] = set()
 
 
@@ -263,63 +361,77 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
             base, transforms = _unwrap(func)
             return call(base, _Rewrapped(program, transforms), arrays)
-    elif t in PYTREE_CALLABLES and func.jaxfunc_compiled:  # type: ignore[attr-defined]
+    elif t in PYTREE_CALLABLES and (jits := func.jaxfunc_jits()) is not None:  # type: ignore[attr-defined]
         try:
-            hash(program)
+            jitted = jits.get(program)
         except TypeError:  # an unkeyable option: no compile can be keyed on it
-            return program(func, arrays)
-        out = _call_pytree_callable(program, func, arrays)
+            return _eager(None, func, program, arrays)
+        if jitted is None:
+            jitted = _pytree_callable_jit(program, jits.structures)
+            _remember(jits, program, jitted)
+        out = jitted(func, arrays)
         _stats["hit"] += 1
-        return _boundary.decode(out, arrays)
+        return _boundary.decode(out, arrays, jits.structures)
     found = _lookup(func)
     if found is None:
-        _stats["eager"] += 1
-        return program(func, arrays)
-    entry, hoisted, fresh = found
+        return _eager(None, func, program, arrays)
+    slot, entry, hoisted = found
     try:
         compiled = entry.jits.get(program)
     except TypeError:  # a non-array argument no compile can be keyed on
-        _stats["eager"] += 1
-        return program(func, arrays)
+        slot.give_up(func, "an argument that is neither an array nor a plain value")
+        return _eager(slot, func, program, arrays)
     if compiled is None:
-        seen_before = _first_seen(entry, program)  # records the key: the next call compiles
-        eager = EAGER_FIRST_CALL and (fresh or not seen_before)
-        if entry.eager_only or (eager and program.eager_first):
-            _stats["eager"] += 1  # a one-off call pays no compile
-            return program(func, arrays)
+        if entry.eager_only:
+            return _eager(slot, func, program, arrays)
         if len(entry.jits) >= MAX_STATICS:
-            _stats["eager"] += 1  # too many variants already compiled under this entry
-            return program(func, arrays)
-        compiled = _compile(entry, func, program)
+            slot.give_up(func, f"more than {MAX_STATICS} option/argument combinations")
+            return _eager(slot, func, program, arrays)
+        compiled = _compile(slot, entry, program)
+    _thread.current, _thread.tainted = func, False
     try:
         out = compiled[0](hoisted, arrays)
     except Exception as error:
-        return _cannot_trace(entry, func, program, arrays, hoisted, error)
-    compiled[1] = True
+        return _cannot_trace(slot, entry, func, program, arrays, hoisted, error)
+    finally:
+        _thread.current = None
+    if not compiled[1]:  # it traced just now: did what it read stay put meanwhile?
+        if _thread.tainted or entry.plan.guard(func) is None:
+            # Changed while tracing (another thread, or the function itself): this result
+            # is this call's, but the program may hold a mix of old and new: not kept.
+            with _lock:
+                entry.jits.pop(program, None)
+        else:
+            compiled[1] = True
     _stats["hit"] += 1
-    return _boundary.decode(out, arrays)
+    slot.counts["hit"] += 1
+    return _boundary.decode(out, arrays, entry.structures)
 
 
-def _first_seen(entry: _Entry, key: Any) -> bool:
-    """True when ``key`` was called before under this entry (so it is worth compiling)."""
-    with _lock:
-        if key in entry.seen:
-            return True
-        _remember(entry.seen, key, None)
-        return False
+def _eager(slot: _Slot | None, func: Any, program: Program, arrays: Any) -> Any:
+    _stats["eager"] += 1
+    if slot is not None:
+        slot.counts["eager"] += 1
+    return program(func, arrays)
 
 
-def _compile(entry: _Entry, func: Any, program: Program) -> list:
+def _compile(slot: _Slot, entry: _Entry, program: Program) -> list:
     with _lock:
         compiled = entry.jits.get(program)
         if compiled is None:
-            compiled = _make_jit(entry, func, program)
+            compiled = _make_jit(slot.counts, entry, program)
             _remember(entry.jits, program, compiled)
         return compiled
 
 
 def _cannot_trace(
-    entry: _Entry, func: Any, program: Program, arrays: Any, hoisted: Any, error: Exception
+    slot: _Slot,
+    entry: _Entry,
+    func: Any,
+    program: Program,
+    arrays: Any,
+    hoisted: Any,
+    error: Exception,
 ) -> Any:
     """The compiled call failed. If it had never run, run the program eagerly: when that
     works, the function needs concrete values (Python ``if`` on an array, ``float(x)``,
@@ -329,24 +441,46 @@ def _cannot_trace(
         raise error  # it compiled and ran before: a real error at run time
     if hoisted and isinstance(error, _compat.CONCRETIZATION_ERRORS):
         # A hoisted array steers Python control flow (``if float(T) > 0``): check arrays by
-        # identity and compile their values in instead, then try once more.
+        # value and compile their values in instead, then try once more.
         with _lock:
             entry.plan = _guard.build(func, hoist=False)
             entry.jits.clear()
         _stats["unhoisted"] += 1
         return call(func, program, arrays)
-    result = program(func, arrays)  # raises the user's own error, if it is one
+    result = _eager(slot, func, program, arrays)  # raises the user's own error, if it is one
     with _lock:
         entry.eager_only = True
         entry.jits.clear()
     _stats["fallback"] += 1
+    slot.give_up(func, _needs_values(error))
     return result
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _call_pytree_callable(program: Program, func: Any, arrays: Any) -> Any:
-    _stats["trace"] += 1
-    return _boundary.encode(program(func, arrays), arrays)
+def _needs_values(error: Exception) -> str:
+    """The reason a function cannot be compiled: the first line of JAX's error, which names
+    the operation that needed a concrete value."""
+    first = str(error).strip().split("\n")[0]
+    return f"it needs concrete values ({type(error).__name__}: {first})"
+
+
+class Jits(dict):
+    """Programs compiled for one of jaxfunc's pytree callables (weakly referable), and
+    their result structures."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.structures = _boundary.Structures()
+
+
+def _pytree_callable_jit(program: Program, structures: _boundary.Structures) -> Any:
+    """``program`` compiled for jaxfunc's own pytree callables (a ``vjp_fn`` from a compiled
+    program), which ride along as arguments; kept by the callable's meta, dying with it."""
+
+    def traced(func: Any, arrays: Any) -> Any:
+        _stats["trace"] += 1
+        return _boundary.encode(program(func, arrays), arrays, structures)
+
+    return jax.jit(traced)
 
 
 def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
@@ -355,9 +489,9 @@ def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
         d.popitem(last=False)
 
 
-def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
-    """The entry whose guard holds (building one if needed), its hoisted values, and
-    whether it was just built. None: the callable cannot be cached."""
+def _lookup(func: Any) -> tuple[_Slot, _Entry, tuple[Any, ...]] | None:
+    """The callable's slot, the entry whose guard holds (building one if needed) and its
+    hoisted values. None: the callable is not cached (now)."""
     if type(func) is not types.MethodType:  # the hot path: no lock, the newest entry holds
         slot = _slots.get(func)
         if slot is not None and slot.entries:
@@ -365,67 +499,73 @@ def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
             hoisted = entry.plan.guard(func)
             if hoisted is not None:
                 slot.calls += 1
-                return entry, hoisted, False
+                return slot, entry, hoisted
     with _lock:
         slot = _slot_of(func)
-        if slot is None or slot.uncacheable:
+        if slot is None:
             return None
         slot.calls += 1
+        if slot.uncacheable or slot.calls < slot.eager_until:
+            slot.counts["eager"] += 1
+            _stats["eager"] += 1
+            return None
         for i, entry in enumerate(slot.entries):
             hoisted = entry.plan.guard(func)
             if hoisted is not None:
                 if i:
                     slot.entries.insert(0, slot.entries.pop(i))
-                return entry, hoisted, False
+                return slot, entry, hoisted
         if slot.builds >= THRASH_BUILDS and slot.builds * THRASH_RATIO >= slot.calls:
-            slot.uncacheable = True  # what it reads changes at nearly every call
+            # What it reads changes at nearly every call: eager for a while, then again.
             slot.entries.clear()  # (their programs hold the old values)
+            slot.builds = slot.calls = 0
+            slot.eager_until = slot.backoff
+            slot.backoff *= 2
             _stats["thrash"] += 1
+            slot.give_up(func, "what it reads changes at nearly every call")
             return None
         slot.builds += 1
         try:
             plan = _guard.build(func)
-        except _guard.Uncacheable:
+        except _guard.Uncacheable as e:
             slot.uncacheable = True
+            slot.give_up(func, f"its state cannot be guarded: {e}")
             return None
         hoisted = plan.guard(func)
         if hoisted is None:  # the state moved while we looked (or cannot be read twice)
-            slot.uncacheable = True
+            slot.give_up(func, "its state changed while it was being read")
             return None
         entry = _Entry(plan)
         slot.entries.insert(0, entry)
         del slot.entries[MAX_ENTRIES:]
         _stats["build"] += 1
-        return entry, hoisted, True
+        return slot, entry, hoisted
 
 
-def _make_jit(entry: _Entry, func: Any, program: Program) -> list:
-    """``[jitted, has_run]``; ``has_run`` is set once the compiled program ran."""
+def _make_jit(counts: collections.Counter[str], entry: _Entry, program: Program) -> list:
+    """``[jitted, has_run]``; ``has_run`` is set once the compiled program ran. The trace
+    rebinds the function of the call that traces (closures of one code share an entry)."""
     entry_ref = weakref.ref(entry)
-    func_ref = _weak(func)
 
     def traced(hoisted: tuple[Any, ...], arrays: Any) -> Any:
         _stats["trace"] += 1
-        e, f = entry_ref(), func_ref()
+        counts["trace"] += 1
+        e, f = entry_ref(), _thread.current
         if e is None or f is None:  # pragma: no cover - dropped while a call was running
             raise RuntimeError("jaxfunc: the cached function was garbage-collected")
+        # The trace reads a snapshot, proved by the guard to be the state the entry stands
+        # for; if it is not (another thread changed it since this call's check), the
+        # program is this call's only.
+        f = e.plan.snapshot(f)
+        if e.plan.guard(f) is None:
+            _thread.tainted = True
         _thread.depth += 1
+        outer, _thread.entry = _thread.entry, e
         try:
             out = program(e.plan.rebind(f, hoisted), arrays)
         finally:
             _thread.depth -= 1
-        return _boundary.encode(out, arrays)
+            _thread.entry = outer
+        return _boundary.encode(out, arrays, e.structures)
 
     return [jax.jit(traced), False]
-
-
-def _weak(obj: Any) -> Callable[[], Any]:
-    if isinstance(obj, types.MethodType):
-        fn_ref, self_ref = weakref.ref(obj.__func__), weakref.ref(obj.__self__)
-
-        def method() -> Any:
-            fn, self = fn_ref(), self_ref()
-            return None if fn is None or self is None else types.MethodType(fn, self)
-
-        return method
-    return weakref.ref(obj)

@@ -399,7 +399,8 @@ class _Builder:
             self.fail_unless(f"{v} is {first}")
             return
         self.walked[id(fn)] = v
-        self.fail_unless(f"{v}.__code__ is {self.const(code)}")
+        # weakly: a plain function's cache slot is keyed by its code, held weakly
+        self.identity(self.var(f"{v}.__code__"), code)
         index: int | None = None
         if rebindable:
             index = len(self.functions)
@@ -468,6 +469,14 @@ class Plan:
         if not self.paths:
             return root
         return _rebind.rebind(root, self.root_kind, list(self.functions(root)), self.paths, values)
+
+    def snapshot(self, root: Any) -> Any:
+        """``root`` with its functions copied (globals, cells and defaults as they are now),
+        for a trace that must read one consistent state: the guard run on the snapshot
+        proves what the trace reads, whatever other threads change meanwhile."""
+        if self.root_kind not in ("function", "method"):
+            return root
+        return _rebind.snapshot(root, self.root_kind, list(self.functions(root)))
 
 
 def build(root: Any, hoist: bool = True) -> Plan:

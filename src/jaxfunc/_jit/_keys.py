@@ -99,15 +99,9 @@ class Program(Static):
     """The whole JAX mapping of one transform for one kind of call: ``program(func,
     arrays)`` runs it. Its fields are everything the call contributed that is not an array
     (options, argument structure, non-array arguments); the cache compiles one program per
-    distinct value.
-
-    ``eager_first``: the program costs about one forward and backward pass run eagerly
-    (vjp, jvp, grad), so a new function's first call runs it eagerly and pays no compile.
-    Programs that vectorize or nest derivatives run op by op far slower than their compile,
-    and compile from the first call."""
+    distinct value."""
 
     __slots__ = ()
-    eager_first: ClassVar[bool] = False
 
     def __call__(self, func: Any, arrays: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

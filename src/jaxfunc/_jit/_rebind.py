@@ -52,6 +52,13 @@ def rebind(
     return root  # pragma: no cover - opaque roots hoist nothing
 
 
+def snapshot(root: Any, root_kind: str, fns: list[types.FunctionType]) -> Any:
+    """``root`` with copies of ``fns`` (their globals dicts copied at once, their cells and
+    defaults as they are now) in place of the originals."""
+    top = _copy_functions(fns)[0]
+    return top if root_kind == "function" else types.MethodType(top, root.__self__)
+
+
 _LEAF = object()
 
 

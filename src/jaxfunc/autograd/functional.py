@@ -189,7 +189,6 @@ class _Vjp(_jit.Program):
     v_desc: _core.CallDesc | None
     create_graph: bool
     strict: bool
-    eager_first = True
 
     def __call__(self, func: Callable[..., Any], arrays: Any) -> tuple[Any, Any]:
         return _vjp_run(func, self, arrays)
@@ -257,7 +256,6 @@ def jvp(
 class _Jvp(_jit.Program):
     create_graph: bool
     strict: bool
-    eager_first = True
 
     def __call__(self, func: Callable[..., Any], arrays: Any) -> tuple[Any, Any]:
         return _jvp_run(func, self.create_graph, self.strict, arrays)
