@@ -93,7 +93,12 @@ def _through(transform: Any, fn: Any) -> Any:
         return arrays
 
     mapped = transform(body)
-    return lambda *args: _fill(skeleton[0], iter(mapped(*args)))
+
+    def call(*args: Any) -> Any:
+        arrays = mapped(*args)  # traces (and fills the skeleton) on its first call
+        return _fill(skeleton[0], iter(arrays))
+
+    return call
 
 
 def _has_dict(tree: Any) -> bool:
