@@ -40,6 +40,7 @@ TRANSFORMS = (
     "jvp",
 )
 AF_CALLS = ("AF.vjp", "AF.jvp", "AF.jacobian", "AF.hessian", "AF.vhp", "AF.hvp")
+WRAPPERS = ("grad", "grad_and_value", "jacrev", "jacfwd", "hessian", "vmap")
 SCALAR_INPUT = {"grad", "grad_and_value", "hessian", "AF.hessian", "AF.vhp", "AF.hvp"}
 
 
@@ -218,6 +219,8 @@ FAMILIES = {
                lambda s: s.t([0.5 + 0.5j, -1.0 + 0.0j, 0.3 - 2.0j]), is_complex=True),
         Family("nograd", lambda s: (_x(s),), _nograd, lambda s: (_v(s),),
                lambda s: s.t([0.5, -1.0, 2.0])),
+        Family("scalar", lambda s: (s.t(0.7),), _elementwise, lambda s: (s.t(1.5),),
+               lambda s: s.t(-0.5)),
         # one tuple argument: a tuple pytree as a primal
         Family("tuple_input", lambda s: ((_x(s), s.t([1.2, 0.4, -0.9])),), _pair,
                lambda s: ((_v(s), s.t([0.3, -0.2, 0.6])),), lambda s: s.t([0.5, -1.0, 2.0])),
@@ -230,15 +233,24 @@ FAMILIES = {
 
 @dataclass(frozen=True)
 class Level:
+    """One transform of a chain. Below the outermost, a level is either used inside a
+    function the level above transforms (``jacrev(lambda x: flat(vjp(f, x)...))``, the
+    default; ``raw``: without ``flat``) or, for the transforms that return a wrapper, handed
+    up as it is (``direct``: ``vmap(hessian(f))``). ``plain``: a grad/grad_and_value/hessian
+    level takes its function as it is, unscalarized (``grad(grad(f))`` of a scalar f)."""
+
     name: str  # a transform of TRANSFORMS or an autograd.functional call of AF_CALLS
     opts: tuple[tuple[str, Any], ...] = ()
-    raw: bool = False  # below the outermost: hand the result up unflattened
+    raw: bool = False
+    direct: bool = False
+    plain: bool = False
 
-    @property
-    def label(self) -> str:
+    def label(self, top: bool = False) -> str:
+        inside = not (top or self.direct) and self.name in WRAPPERS
+        name = f"lambda:{self.name}" if inside else self.name
         if not self.opts:
-            return self.name
-        return f"{self.name}[{','.join(f'{k}={v!r}' for k, v in self.opts)}]"
+            return name
+        return f"{name}[{','.join(f'{k}={v!r}' for k, v in self.opts)}]"
 
     @property
     def kwargs(self) -> dict[str, Any]:
@@ -246,8 +258,13 @@ class Level:
 
 
 def L(name: str, **opts: Any) -> Level:  # noqa: N802 - reads like a constructor
-    raw = opts.pop("raw", False)
-    return Level(name, tuple(opts.items()), raw)
+    flags = {k: opts.pop(k) for k in ("raw", "direct", "plain") if k in opts}
+    return Level(name, tuple(opts.items()), **flags)
+
+
+def D(name: str, **opts: Any) -> Level:  # noqa: N802
+    """A level handed up as it is: ``vmap(hessian(f))``."""
+    return L(name, direct=True, **opts)
 
 
 def _aux(s: Any, args: tuple[Any, ...]) -> Any:
@@ -346,12 +363,16 @@ def wrap(ctx: Ctx, level: Level, g: Callable[..., Any]) -> Callable[..., Any]:
     s, TF, name, kw = ctx.s, ctx.s.TF, level.name, level.kwargs
     has_aux = bool(kw.get("has_aux"))
     if name in ("grad", "grad_and_value", "hessian"):
-        return getattr(TF, name)(ctx.scalarized(g, has_aux), **kw)
+        fn = (ctx.with_aux(g) if has_aux else g) if level.plain else ctx.scalarized(g, has_aux)
+        return getattr(TF, name)(fn, **kw)
     if name in ("jacrev", "jacfwd"):
         return getattr(TF, name)(ctx.with_aux(g) if has_aux else g, **kw)
     if name == "vmap":
         return TF.vmap(g, **kw)
-    cot_of = (lambda out: ctx.fam.cot(s)) if g is ctx.base else s.ones_like
+    if g is ctx.base:
+        cot_of = lambda out: ctx.fam.cot(s)  # noqa: E731
+    else:
+        cot_of = lambda out: tree_map(s.ones_like, out)  # noqa: E731
     if name == "vjp":
 
         def call_vjp(*a: Any) -> Any:
@@ -392,7 +413,7 @@ class Cell:
 
     @property
     def id(self) -> str:
-        labels = [lv.label for lv in self.chain]
+        labels = [lv.label(top=i == 0) for i, lv in enumerate(self.chain)]
         return "(".join(labels) + ")" * (len(labels) - 1) + f"-{self.family}"
 
     def args(self, s: Any) -> tuple[Any, ...]:
@@ -406,12 +427,25 @@ class Cell:
     def build(self, s: Any) -> tuple[Callable[[], Callable[..., Any]], tuple[Any, ...]]:
         fam = FAMILIES[self.family]
         ctx = Ctx(s, fam, fam.fn(s), fam.tangents(s))
+        top, below = self.chain[0], self.chain[1:]
+        # the direct levels right under the top are wrappers the user builds with the top
+        # one (in the fresh regime: afresh at each call); the functions below them are the
+        # user's, made once
+        k = 0
+        while k < len(below) and below[k].direct:
+            k += 1
         g = ctx.base
-        for level in reversed(self.chain[1:]):
-            g = _level_fn(ctx, level, g)
-        top = self.chain[0]
-        h = g
-        return (lambda: wrap(ctx, top, h)), self.args(s)
+        for level in reversed(below[k:]):
+            g = wrap(ctx, level, g) if level.direct else _level_fn(ctx, level, g)
+        fixed = g
+
+        def make() -> Callable[..., Any]:
+            h = fixed
+            for level in reversed(below[:k]):
+                h = wrap(ctx, level, h)
+            return wrap(ctx, top, h)
+
+        return make, self.args(s)
 
     def body(self, s: Any) -> Any:
         """The cell's result, called once (torch's outcome; jaxfunc's in its regimes)."""
@@ -453,29 +487,49 @@ class BatchedCell:
 # -- the matrix: which cells ----------------------------------------------------------------------
 
 OTHER_FAMILIES = ("reduction", "mlp", "two_inputs", "complex", "nograd")
+NEEDS_SCALAR = ("grad", "grad_and_value", "hessian")
 
 
 def _pairs() -> list[Cell]:
-    cells = [
-        Cell((L(o), L(i)), "elementwise") for o, i in itertools.product(TRANSFORMS, TRANSFORMS)
-    ]
-    # every other family on nine pairs: a Latin square, so that across the families each
-    # outer transform meets five different inner ones and each inner five different outers
+    # every ordered pair on the elementwise function, the inner one handed up as it is where
+    # it can be (a wrapper under a transform that takes any output: ``vmap(hessian(f))``),
+    # else used inside the function the outer one transforms
+    cells = []
+    for o, i in itertools.product(TRANSFORMS, TRANSFORMS):
+        direct = i in WRAPPERS and o not in NEEDS_SCALAR
+        cells.append(Cell((L(o), L(i, direct=direct)), "elementwise"))
+    # ... the same wrappers inside a function, for a few
+    for o, i in [
+        ("vmap", "hessian"),
+        ("jacrev", "jacfwd"),
+        ("jacfwd", "vmap"),
+        ("vjp", "grad"),
+        ("jvp", "jacrev"),
+        ("linearize", "grad_and_value"),
+    ]:
+        cells.append(Cell((L(o), L(i)), "elementwise"))
+    # grad of a wrapper, as it is: needs a scalar function of a scalar
+    for o in NEEDS_SCALAR:
+        cells.append(Cell((L(o, plain=True), D("grad", plain=True)), "scalar"))
+    # the other families on five pairs each (inner used inside a function): a Latin
+    # square's rows, so across the families every outer transform meets other inner ones
     n = len(TRANSFORMS)
     for k, fam in enumerate(OTHER_FAMILIES, start=1):
         for j, outer in enumerate(TRANSFORMS):
-            cells.append(Cell((L(outer), L(TRANSFORMS[(j + 2 * k) % n])), fam))
+            if (j + 2 * k) % n < 5:
+                cells.append(Cell((L(outer), L(TRANSFORMS[(j + 2 * k) % n])), fam))
     return cells
 
 
 def _af() -> list[Cell]:
     cells = []
-    for j, outer in enumerate(TRANSFORMS):
-        for k, call in enumerate(AF_CALLS):
-            cells.append(Cell((L(outer), L(call)), "elementwise"))
-        # and the reduction and no_grad families for a rotating third of them
-        cells.append(Cell((L(outer), L(AF_CALLS[j % 6])), "reduction"))
-        cells.append(Cell((L(outer), L(AF_CALLS[(j + 3) % 6])), "nograd"))
+    n = len(TRANSFORMS)
+    for k, call in enumerate(AF_CALLS):
+        # each autograd.functional call under four outer transforms (rotating)
+        for j in range(4):
+            cells.append(Cell((L(TRANSFORMS[(2 * k + j * 2) % n]), L(call)), "elementwise"))
+        cells.append(Cell((L(TRANSFORMS[(k + 1) % n]), L(call)), "reduction"))
+        cells.append(Cell((L(TRANSFORMS[(k + 4) % n]), L(call)), "nograd"))
     return cells
 
 
@@ -486,9 +540,8 @@ def _variations() -> list[Cell]:
         V((L("jacrev"), L("grad", argnums=(0, 1))), "two_inputs"),
         V((L("grad", argnums=(0, 1)), L("jacfwd")), "two_inputs"),
         V((L("jacrev", argnums=1), L("vjp")), "two_inputs"),
-        V((L("vmap"), L("jacrev", argnums=(0, 1))), "two_inputs"),
-        V((L("hessian", argnums=1), L("jvp")), "two_inputs"),
-        V((L("jacfwd", argnums=(0, 1)), L("hessian", argnums=1)), "two_inputs"),
+        V((L("vmap"), D("jacrev", argnums=(0, 1))), "two_inputs"),
+        V((L("jacfwd", argnums=(0, 1)), D("hessian", argnums=1)), "two_inputs"),
         V((L("grad_and_value", argnums=1), L("grad", argnums=0)), "two_inputs"),
         # has_aux, inner and outer
         V((L("jacrev"), L("grad", has_aux=True)), "elementwise"),
@@ -499,43 +552,41 @@ def _variations() -> list[Cell]:
         V((L("vmap"), L("jacfwd", has_aux=True)), "mlp"),
         V((L("vjp", has_aux=True), L("grad_and_value", has_aux=True)), "elementwise"),
         # chunk_size
-        V((L("jacrev", chunk_size=1), L("jacfwd")), "elementwise"),
-        V((L("vmap"), L("jacrev", chunk_size=2)), "elementwise"),
-        V((L("vmap", chunk_size=1), L("grad")), "elementwise"),
-        V((L("jacrev"), L("vmap", chunk_size=2)), "elementwise"),
+        V((L("jacrev", chunk_size=1), D("jacfwd")), "elementwise"),
+        V((L("vmap"), D("jacrev", chunk_size=2)), "elementwise"),
+        V((L("vmap", chunk_size=1), D("grad")), "elementwise"),
+        V((L("jacrev"), D("vmap", chunk_size=2)), "elementwise"),
         V((L("jacrev", chunk_size=2), L("vjp")), "mlp"),
         # in_dims / out_dims: None, tuples
-        V((L("vmap", in_dims=(0, None)), L("grad")), "two_inputs"),
+        V((L("vmap", in_dims=(0, None)), D("grad")), "two_inputs"),
         V((L("vmap", in_dims=(None, 0)), L("jacrev")), "two_inputs"),
         V((L("vmap", in_dims=(0, 0), out_dims=1), L("jvp")), "two_inputs"),
         V((L("vmap", out_dims=(0, 1)), L("jvp", raw=True)), "elementwise"),
         V((L("vmap", out_dims=(1, None)), L("grad_and_value", raw=True)), "elementwise"),
-        V((L("jacrev"), L("vmap", in_dims=(0, None))), "two_inputs"),
-        V((L("grad"), L("vmap", in_dims=(None, 0), out_dims=0)), "two_inputs"),
-        V((L("vmap", in_dims=1), L("grad")), "elementwise"),
+        V((L("jacrev"), D("vmap", in_dims=(0, None))), "two_inputs"),
+        V((L("vmap", in_dims=1), D("grad")), "elementwise"),
         # dict and tuple pytrees
-        V((L("jacrev"), L("grad")), "mlp"),
+        V((L("jacrev"), D("grad")), "mlp"),
         V((L("vmap"), L("vjp")), "mlp"),
-        V((L("grad"), L("jacfwd")), "mlp"),
-        V((L("jvp"), L("jacrev")), "mlp"),
+        V((L("jvp"), D("jacrev")), "mlp"),
         V((L("linearize"), L("grad")), "mlp"),
         V((L("jacfwd"), L("vjp")), "tuple_input"),
-        V((L("grad"), L("jacrev")), "tuple_input"),
         V((L("vmap"), L("jvp")), "tuple_input"),
-        V((L("vjp"), L("hessian")), "tuple_input"),
+        V((L("vjp"), D("hessian")), "tuple_input"),
     ]
 
 
 def _triples() -> list[Cell]:
     return [
-        Cell((L("vmap"), L("jacrev"), L("jacfwd")), "elementwise"),
-        Cell((L("jacfwd"), L("vmap"), L("grad")), "elementwise"),
+        Cell((L("vmap"), D("jacrev"), D("jacfwd")), "elementwise"),
+        Cell((L("jacfwd"), D("vmap"), D("grad")), "elementwise"),
+        Cell((L("grad", plain=True), D("grad", plain=True), D("grad", plain=True)), "scalar"),
         Cell((L("grad"), L("grad"), L("grad")), "reduction"),
         Cell((L("hessian"), L("vjp"), L("jvp")), "elementwise"),
-        Cell((L("vmap"), L("vmap"), L("grad")), "elementwise"),
-        Cell((L("jacrev"), L("linearize"), L("hessian")), "elementwise"),
+        Cell((L("vmap"), D("vmap"), D("grad")), "elementwise"),
+        Cell((L("jacrev"), L("linearize"), D("hessian")), "elementwise"),
         Cell((L("vjp"), L("jvp"), L("grad_and_value")), "mlp"),
-        Cell((L("vmap"), L("hessian"), L("AF.jvp")), "elementwise"),
+        Cell((L("vmap"), D("hessian"), L("AF.jvp")), "elementwise"),
     ]
 
 
@@ -547,11 +598,20 @@ CELLS = PAIRS + AF_CELLS + VARIATIONS + TRIPLES
 
 # a sample under an outer jax.vmap: one cell per outer transform, each with a different inner
 BATCHED = [
-    BatchedCell(Cell((L(o), L(TRANSFORMS[(j + 4) % 9])), "elementwise"))
-    for j, o in enumerate(TRANSFORMS)
+    BatchedCell(Cell((L(o), L(i, direct=i in WRAPPERS and o not in NEEDS_SCALAR)), "elementwise"))
+    for o, i in [
+        ("grad", "vjp"),
+        ("grad_and_value", "jvp"),
+        ("jacrev", "grad"),
+        ("jacfwd", "jacrev"),
+        ("hessian", "linearize"),
+        ("vmap", "hessian"),
+        ("linearize", "vmap"),
+        ("vjp", "jacfwd"),
+        ("jvp", "grad_and_value"),
+    ]
 ] + [
-    BatchedCell(Cell((L("jacrev"), L("grad")), "mlp")),
-    BatchedCell(Cell((L("vmap"), L("jacrev"), L("jacfwd")), "elementwise")),
+    BatchedCell(Cell((L("jacrev"), D("grad")), "mlp")),
     BatchedCell(Cell((L("grad"), L("AF.hvp")), "reduction")),
 ]
 

@@ -62,11 +62,7 @@ def main(select: str = "") -> None:
             jaxfunc.clear_cache()
             gots, args = [outcome(case.body, T.J) for _ in range(3)], ()
         elif regime == "jax.vmap":
-            jaxfunc.clear_cache()
-            make, _ = case.cell.build(T.J)
-            args = case.batch(T.J)
-            mapped = T._through(T.jax.vmap, lambda *a, make=make: make()(*a))
-            gots = [outcome(lambda _: mapped(*args), T.J) for _ in range(3)]
+            gots, args = T.run_batched(case)
         else:
             gots, args = T.run_regime(case, regime)
         for i, got in enumerate(gots):
