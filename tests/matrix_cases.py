@@ -21,7 +21,7 @@ import itertools
 import json
 import pathlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cases import Case
@@ -257,12 +257,12 @@ class Level:
         return dict(self.opts)
 
 
-def L(name: str, **opts: Any) -> Level:  # noqa: N802 - reads like a constructor
+def L(name: str, **opts: Any) -> Level:
     flags = {k: opts.pop(k) for k in ("raw", "direct", "plain") if k in opts}
     return Level(name, tuple(opts.items()), **flags)
 
 
-def D(name: str, **opts: Any) -> Level:  # noqa: N802
+def D(name: str, **opts: Any) -> Level:
     """A level handed up as it is: ``vmap(hessian(f))``."""
     return L(name, direct=True, **opts)
 
@@ -357,41 +357,43 @@ class Ctx:
         return lambda *a: (g(*a), _aux(self.s, a))
 
 
-def wrap(ctx: Ctx, level: Level, g: Callable[..., Any]) -> Callable[..., Any]:
-    """The callable of ``level`` applied to ``g``: a transform's own wrapper where torch has
-    one (``grad(g)``), else a function that calls the transform (``vjp(g, *args)``)."""
+def prepare(ctx: Ctx, level: Level, g: Callable[..., Any]) -> Callable[..., Any]:
+    """The function ``level``'s transform is applied to: ``g``, or its real scalar (for
+    grad, grad_and_value, hessian, AF.hessian/vhp/hvp), with ``has_aux``'s aux added.
+    Made once per user function, so a cached transform sees the same function again."""
+    has_aux = bool(level.kwargs.get("has_aux"))
+    if level.name in SCALAR_INPUT and not level.plain:
+        return ctx.scalarized(g, has_aux)
+    return ctx.with_aux(g) if has_aux else g
+
+
+def wrap(ctx: Ctx, level: Level, fn: Callable[..., Any], base: bool) -> Callable[..., Any]:
+    """The callable of ``level`` applied to ``fn`` (from :func:`prepare`; ``base``: the
+    family's own function): a transform's own wrapper where torch has one (``grad(fn)``),
+    else a function that calls the transform (``vjp(fn, *args)``)."""
     s, TF, name, kw = ctx.s, ctx.s.TF, level.name, level.kwargs
-    has_aux = bool(kw.get("has_aux"))
-    if name in ("grad", "grad_and_value", "hessian"):
-        fn = (ctx.with_aux(g) if has_aux else g) if level.plain else ctx.scalarized(g, has_aux)
+    if name in WRAPPERS:
         return getattr(TF, name)(fn, **kw)
-    if name in ("jacrev", "jacfwd"):
-        return getattr(TF, name)(ctx.with_aux(g) if has_aux else g, **kw)
-    if name == "vmap":
-        return TF.vmap(g, **kw)
-    if g is ctx.base:
-        cot_of = lambda out: ctx.fam.cot(s)  # noqa: E731
+    if base:
+        cot_of = lambda out: ctx.fam.cot(s)
     else:
-        cot_of = lambda out: tree_map(s.ones_like, out)  # noqa: E731
+        cot_of = lambda out: tree_map(s.ones_like, out)
     if name == "vjp":
 
         def call_vjp(*a: Any) -> Any:
-            out, fn, *aux = TF.vjp(ctx.with_aux(g) if has_aux else g, *a, **kw)
-            return (out, fn(cot_of(out)), *aux)
+            out, vjp_fn, *aux = TF.vjp(fn, *a, **kw)
+            return (out, vjp_fn(cot_of(out)), *aux)
 
         return call_vjp
     if name == "jvp":
-        return lambda *a: TF.jvp(ctx.with_aux(g) if has_aux else g, a, ctx.tangents, **kw)
+        return lambda *a: TF.jvp(fn, a, ctx.tangents, **kw)
     if name == "linearize":
-        return lambda *a: linearized(s, g, a, ctx.tangents, **kw)
+        return lambda *a: linearized(s, fn, a, ctx.tangents, **kw)
     if name in AF_CALLS:
-        AF = af_for(s)
-        call = getattr(AF, name[3:])
-        scalar = name in SCALAR_INPUT
+        call = getattr(af_for(s), name[3:])
 
         def call_af(*a: Any) -> Any:
             (x,) = a
-            fn = ctx.scalarized(g) if scalar else g
             if name in ("AF.jacobian", "AF.hessian"):
                 return call(fn, x, create_graph=True)
             v = ctx.tangents[0] if name in ("AF.jvp", "AF.vhp", "AF.hvp") else cot_of(fn(x))
@@ -399,6 +401,10 @@ def wrap(ctx: Ctx, level: Level, g: Callable[..., Any]) -> Callable[..., Any]:
 
         return call_af
     raise ValueError(name)
+
+
+def applied(ctx: Ctx, level: Level, g: Callable[..., Any]) -> Callable[..., Any]:
+    return wrap(ctx, level, prepare(ctx, level, g), g is ctx.base)
 
 
 # -- cells --------------------------------------------------------------------------------------
@@ -409,7 +415,6 @@ class Cell:
     chain: tuple[Level, ...]  # outermost first
     family: str
     messages: bool = True
-    tags: tuple[str, ...] = field(default=())
 
     @property
     def id(self) -> str:
@@ -436,14 +441,17 @@ class Cell:
             k += 1
         g = ctx.base
         for level in reversed(below[k:]):
-            g = wrap(ctx, level, g) if level.direct else _level_fn(ctx, level, g)
+            g = applied(ctx, level, g) if level.direct else _level_fn(ctx, level, g)
         fixed = g
+        top_fn = prepare(ctx, top, fixed)
 
         def make() -> Callable[..., Any]:
+            if not k:
+                return wrap(ctx, top, top_fn, fixed is ctx.base)
             h = fixed
             for level in reversed(below[:k]):
-                h = wrap(ctx, level, h)
-            return wrap(ctx, top, h)
+                h = applied(ctx, level, h)
+            return applied(ctx, top, h)
 
         return make, self.args(s)
 
@@ -456,8 +464,8 @@ class Cell:
 def _level_fn(ctx: Ctx, level: Level, g: Callable[..., Any]) -> Callable[..., Any]:
     # the inner transform is built afresh at every call, as users write it
     if level.raw:
-        return lambda *a: wrap(ctx, level, g)(*a)
-    return lambda *a: flat(ctx.s, wrap(ctx, level, g)(*a))
+        return lambda *a: applied(ctx, level, g)(*a)
+    return lambda *a: flat(ctx.s, applied(ctx, level, g)(*a))
 
 
 @dataclass(frozen=True)
@@ -744,7 +752,7 @@ def _bad_after_good(
     defect(label)(body)
 
 
-def _X(s: Any) -> Any:  # noqa: N802
+def _X(s: Any) -> Any:
     return s.ones(2, 3)
 
 

@@ -66,7 +66,11 @@ def main(select: str = "") -> None:
         else:
             gots, args = T.run_regime(case, regime)
         for i, got in enumerate(gots):
-            g, w = T._sorted_if_dict_args(args, got, want) if regime in ("jit", "jax.vmap") else (got, want)
+            g, w = (
+                T._sorted_if_dict_args(args, got, want)
+                if regime in ("jit", "jax.vmap")
+                else (got, want)
+            )
             try:
                 assert_same(g, w, messages=case.messages, rtol=T.RTOL, atol=T.ATOL)
             except AssertionError as e:

@@ -135,7 +135,7 @@ def run_regime(cell: M.Cell, regime: str) -> tuple[list[Any], tuple[Any, ...]]:
     jaxfunc.clear_cache()  # every cell starts cold
     make, args = cell.build(J)
     if regime == "fresh":
-        call = lambda: make()(*args)  # noqa: E731
+        call = lambda: make()(*args)
     elif regime == "reused":
         held: list[Any] = []
 
@@ -146,7 +146,7 @@ def run_regime(cell: M.Cell, regime: str) -> tuple[list[Any], tuple[Any, ...]]:
 
     else:
         jitted = _through(jax.jit, lambda *a: make()(*a))
-        call = lambda: jitted(*args)  # noqa: E731
+        call = lambda: jitted(*args)
     return [outcome(lambda _: call(), J) for _ in range(3)], args
 
 
@@ -281,7 +281,7 @@ def test_af_equivalents(call: str, family: str) -> None:
 def test_every_case_recorded_and_ids_unique() -> None:
     ids = [c.id for c in M.suite()]
     assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
-    assert set(ids) == set(RECORD), (set(ids) ^ set(RECORD))
+    assert set(ids) == set(RECORD), set(ids) ^ set(RECORD)
 
 
 def test_matrix_covers_every_pair() -> None:
