@@ -13,7 +13,15 @@ Regimes (each compared with the same torch outcome, call by call):
 
 The cells are in ``matrix_cases.py``; torch's outcomes are recorded in
 ``torch_outcomes_matrix.json`` for the legs without torch (``python tests/recorded.py``
-rewrites it); with torch installed, the record is checked against live torch.
+rewrites it); with torch installed, the record is checked against live torch. Where torch
+cannot run a composition (autograd.functional inside torch.func; linearize nested or over
+other transforms), its side computes the same quantity with torch.func (see
+``matrix_cases._TorchAFViaFunc`` and ``matrix_cases.linearized``).
+
+Ids read like ``vmap(hessian)-elementwise-fresh`` (``lambda:hessian``: used inside a
+function the outer transform takes, rather than handed to it as it is). ``-k`` cannot parse
+parentheses: select a cell by node id, ``"tests/test_matrix.py::test_cell[vmap(hessian)-
+elementwise-fresh]"``. ``python tests/matrix_report.py`` prints the failures grouped by cause.
 """
 
 from __future__ import annotations
