@@ -125,3 +125,6 @@ if __name__ == "__main__":
     data = record()
     PATH.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
     print(f"wrote {len(data)} outcomes to {PATH}")
+    import matrix_cases  # the composition matrix keeps its own record
+
+    matrix_cases.write_record()
