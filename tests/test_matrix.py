@@ -61,7 +61,7 @@ def torch_outcome(case: Any) -> Any:
 
 def _cache_stats() -> dict[str, int]:
     # the cache's event counters (a private module: update here if the cache moves)
-    from jaxfunc import _cache
+    from jaxfunc._jit import _cache
 
     return _cache.stats()
 

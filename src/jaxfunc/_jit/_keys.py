@@ -39,6 +39,8 @@ def typed_key(x: Any) -> Any:
     ``True``, ``1`` and ``1.0`` differ, and so do ``0.0`` and ``-0.0``. Tuples, lists and
     dicts are keyed item by item; :class:`Static` values and other hashable jaxfunc values
     (structures) key themselves; anything else is :data:`UNKEYABLE`."""
+    if x is None or x is True or x is False:
+        return x  # (singletons: equal only to themselves)
     t = type(x)
     if t in _SCALARS:
         return (t, x)
@@ -68,17 +70,24 @@ class Static:
 
     def typed(self) -> tuple[Any, ...]:
         """The typed key of this value (computed once: the instance is frozen)."""
-        found = self.__dict__.get("_typed")
+        d = self.__dict__
+        found = d.get("_typed")
         if found is None:
-            found = (type(self), *(typed_key(getattr(self, n)) for n in _field_names(type(self))))
-            object.__setattr__(self, "_typed", found)
+            names = _field_names(type(self))
+            found = (type(self), *[typed_key(d[n]) for n in names])
+            d["_typed"] = found  # (the instance's own dict: frozen blocks only setattr)
+            d["_hash"] = hash(found)
         return found
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.typed() == other.typed()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash(self.typed())
+        h = self.__dict__.get("_hash")
+        if h is None:
+            self.typed()
+            h = self.__dict__["_hash"]
+        return h
 
     def options(self) -> dict[str, Any]:
         """The fields by name (how a wrapper is rebuilt: never by position)."""
