@@ -53,7 +53,8 @@ def torch_outcome(case: Any) -> Any:
     want = decode(RECORD[case.id])
     if HAVE_TORCH:
         live = outcome(case.body, TorchSide("float64"))
-        assert_same(want, live, rtol=0, atol=0, messages=case.messages, path="recorded")
+        # a few ulps: torch's vectorized kernels round differently on different CPUs
+        assert_same(want, live, rtol=2e-15, atol=0, messages=case.messages, path="recorded")
         want = live
     _torch_outcomes[case.id] = want
     return want

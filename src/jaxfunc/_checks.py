@@ -255,6 +255,13 @@ def check_randomness(randomness: Any) -> None:
         )
 
 
+def check_chunk_size_type(chunk_size: Any) -> None:
+    """torch splits the batch with a list repeated ``chunk_size`` times: a non-int fails
+    there, with Python's message."""
+    if not isinstance(chunk_size, int):
+        raise TypeError(f"can't multiply sequence by non-int of type '{type(chunk_size).__name__}'")
+
+
 def func_name(func: Any) -> str:
     """How torch names a function in messages (``_get_name``)."""
     if hasattr(func, "__name__"):

@@ -163,6 +163,7 @@ def chunked_vmap(fn: Callable[..., Any], batched: Sequence[Any], chunk_size: int
     total = jnp.shape(batched[0])[0]
     if chunk_size is None or chunk_size >= total:
         return jax.vmap(fn)(*batched)
+    _checks.check_chunk_size_type(chunk_size)
     return jax.lax.map(lambda rows: fn(*rows), tuple(batched), batch_size=chunk_size)
 
 

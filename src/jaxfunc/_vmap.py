@@ -47,6 +47,8 @@ def vmap(
     )
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         flat_dims, batch_size = _check_inputs(func, in_dims, out_dims, args)
+        if chunk_size is not None:
+            _checks.check_chunk_size_type(chunk_size)
         arrays, desc = _core.split_arrays((args, kwargs))
         program = _Vmap(
             desc=desc,
