@@ -16,6 +16,7 @@ Every function below takes *flat* functions: ``fn(*arrays) -> (list_of_outputs, 
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _cache, _checks, _grad_mode, _tree
+from . import _cache, _checks, _grad_mode, _guard, _tree
 
 FlatFn = Callable[..., tuple[list[Any], Any]]
 
@@ -359,7 +360,21 @@ def _static_key(x: Any) -> Any:
         return (t, x.tobytes())
     if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic)):
         return (t, str(x))
+    if isinstance(x, _LIBRARY_CALLABLES) and _guard.is_library(x):
+        # fixed library code (a module's activation, jax.nn.relu): by identity, as the
+        # guard checks it, so a module holding one compiles
+        return (t, x)
     return _UNKEYABLE
+
+
+_LIBRARY_CALLABLES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    np.ufunc,
+    type(jax.jit(lambda: None)),
+    jax.custom_jvp,
+    jax.custom_vjp,
+)
 
 
 _ONE_ARRAY = (_tree.LEAF, (ARRAY,), (None,))

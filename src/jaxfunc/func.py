@@ -16,8 +16,16 @@ import jax
 import jax.numpy as jnp
 
 from . import _cache, _checks, _core, _strict, _tree
+from ._core import VjpFn as VjpFn
+from ._modules import functional_call as functional_call
+from ._modules import named_buffers as named_buffers
+from ._modules import named_parameters as named_parameters
+from ._modules import stack_module_state as stack_module_state
 
 __all__ = [
+    "JvpFn",
+    "VjpFn",
+    "functional_call",
     "grad",
     "grad_and_value",
     "hessian",
@@ -25,6 +33,9 @@ __all__ = [
     "jacrev",
     "jvp",
     "linearize",
+    "named_buffers",
+    "named_parameters",
+    "stack_module_state",
     "vjp",
     "vmap",
 ]
