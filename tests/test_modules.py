@@ -272,8 +272,8 @@ def _error_call(name: str, lib: str, make: Any) -> Any:
 
 
 for _name in ERRORS:
-    TORCH_CASES[_name] = (
-        lambda name=_name: _error_call(name, "torch", lambda k: torch_net(0) if k == "net" else torch_tied(0))
+    TORCH_CASES[_name] = lambda name=_name: _error_call(
+        name, "torch", lambda k: torch_net(0) if k == "net" else torch_tied(0)
     )
 
 
@@ -522,7 +522,9 @@ def test_ensemble_matches_torch(flavour):
         return functional_call(base, (p, b), (x,))
 
     for _ in range(3):
-        assert_close(vmap(fmodel, in_dims=(0, 0, None))(params, buffers, jnp.asarray(DATA)), want["out"])
+        assert_close(
+            vmap(fmodel, in_dims=(0, 0, None))(params, buffers, jnp.asarray(DATA)), want["out"]
+        )
     jitted = jax.jit(jax.vmap(fmodel, in_axes=(0, 0, None)))
     assert_close(jitted(params, buffers, jnp.asarray(DATA)), want["out"])
 
@@ -539,7 +541,11 @@ def test_ntk_matches_torch(flavour):
     x1, x2 = jnp.asarray(DATA[:2]), jnp.asarray(DATA[2:])
     j1, j2 = jacrev(f)(params, x1), jacrev(f)(params, x2)
     got = sum(
-        jnp.einsum("Naf,Mbf->NMab", j1[k].reshape(*j1[k].shape[:2], -1), j2[k].reshape(*j2[k].shape[:2], -1))
+        jnp.einsum(
+            "Naf,Mbf->NMab",
+            j1[k].reshape(*j1[k].shape[:2], -1),
+            j2[k].reshape(*j2[k].shape[:2], -1),
+        )
         for k in j1
     )
     want = torch_outcome("ntk")
@@ -578,7 +584,9 @@ def _raised(fn: Any) -> tuple[str, str, str]:
 @pytest.mark.parametrize("name", sorted(ERRORS))
 def test_errors_match_torch(flavour, name):
     make, make_tied = FLAVOURS[flavour]
-    got = _raised(lambda: _error_call(name, "jax", lambda k: make(0) if k == "net" else make_tied(0)))
+    got = _raised(
+        lambda: _error_call(name, "jax", lambda k: make(0) if k == "net" else make_tied(0))
+    )
     want = torch_outcome(name)
     assert want[0] == "raised" and got[1] == want[1], (got, want)
     if name == "err_not_tensor_value":  # torch's text, then which arrays are meant here
@@ -593,7 +601,7 @@ def test_errors_match_torch(flavour, name):
 @flavours
 def test_stack_errors_match_torch(flavour):
     make, _ = FLAVOURS[flavour]
-    mlp = lambda n: eqx.nn.Linear(n, 2, key=jax.random.key(0))  # noqa: E731
+    mlp = lambda n: eqx.nn.Linear(n, 2, key=jax.random.key(0))
     got = []
     for models in ([], [mlp(2), make(0)], [mlp(2), mlp(3)]):
         got.append(list(_raised(lambda models=models: stack_module_state(models))[1:]))
@@ -644,7 +652,10 @@ def test_plain_pytree_module_and_missing_names_kept():
 
     jax.tree_util.register_pytree_with_keys(
         Affine,
-        lambda m: (((jax.tree_util.GetAttrKey("w"), m.w), (jax.tree_util.GetAttrKey("b"), m.b)), None),
+        lambda m: (
+            ((jax.tree_util.GetAttrKey("w"), m.w), (jax.tree_util.GetAttrKey("b"), m.b)),
+            None,
+        ),
         lambda _, c: Affine(*c),
     )
     m = Affine(jnp.asarray(2.0), jnp.asarray(1.0))

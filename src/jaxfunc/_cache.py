@@ -31,7 +31,7 @@ from typing import Any
 
 import jax
 
-from . import _checks, _compat, _guard, _tree
+from . import _checks, _compat, _guard, _tree, _warnings
 
 MAX_ENTRIES = 8  # per callable: guard states kept (most recent first)
 MAX_STATICS = 32  # per entry: distinct option/static-argument combinations compiled
@@ -262,6 +262,7 @@ PYTREE_CALLABLES: set[type] = set()
 
 def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
     """``program(func, static, arrays)``: eagerly, compiled, or as it is under a trace."""
+    _warnings.check_call(func)
     with _checks.torch_device_errors:
         return _call(func, program, static, arrays)
 
@@ -364,6 +365,7 @@ def _cannot_trace(
         entry.eager_only = True
         entry.jits.clear()
     _stats["fallback"] += 1
+    _warnings.eager_fallback(func, error)
     return result
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, overload
 import jax
 import jax.numpy as jnp
 
-from . import _cache, _checks, _core, _strict, _tree
+from . import _cache, _checks, _core, _strict, _tree, _warnings
 from ._core import VjpFn as VjpFn
 from ._modules import functional_call as functional_call
 from ._modules import named_buffers as named_buffers
@@ -696,6 +696,8 @@ def vmap(
 
     @_wraps(func, _vmap_positional, in_dims, out_dims, randomness, chunk_size)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if randomness == "error":
+            _warnings.random_error(func)
         flat_dims, batch_size = _vmap_check_inputs(func, in_dims, out_dims, args)
         arrays, desc = _core.split_arrays((args, kwargs))
         static = (desc, tuple(flat_dims), batch_size, out_dims, chunk_size)
