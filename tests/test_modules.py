@@ -668,3 +668,32 @@ if __name__ == "__main__":
     data = {name: _run_torch(name) for name in TORCH_CASES}
     RECORD_PATH.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
     print(f"wrote {len(data)} outcomes to {RECORD_PATH}")
+
+
+def test_pytree_without_key_names_is_a_clear_error():
+    """torch would set the attribute; a pytree flattened without keys names its leaves by
+    position, so a name-based substitution cannot reach it: an error, never a silent no-op."""
+
+    class Scale:
+        def __init__(self, w: Any) -> None:
+            self.w = w
+
+        def __call__(self, x: Any) -> Any:
+            return self.w * x
+
+    jax.tree_util.register_pytree_node(Scale, lambda m: ((m.w,), None), lambda _, c: Scale(*c))
+    with pytest.raises(ValueError, match=r"`w` is an array of Scale but not a leaf of its pytree by that name \(its leaves are named '0'\)"):
+        functional_call(Scale(jnp.ones(())), {"w": jnp.zeros(())}, 1.0)
+    assert float(functional_call(Scale(jnp.ones(())), {"0": jnp.zeros(())}, 1.0)) == 0.0
+
+
+def test_public_names():
+    assert jaxfunc.VjpFn is jaxfunc.func.VjpFn and jaxfunc.JvpFn is jaxfunc.func.JvpFn
+    _, fn = vjp(jnp.sin, jnp.ones(2))
+    assert isinstance(fn, jaxfunc.VjpFn)
+    _, jfn = jaxfunc.func.linearize(jnp.sin, jnp.ones(2))
+    assert isinstance(jfn, jaxfunc.JvpFn)
+    for name in ("functional_call", "stack_module_state", "named_parameters", "named_buffers", "VjpFn", "JvpFn"):
+        assert name in jaxfunc.func.__all__
+    for name in ("JaxfuncWarning", "TorchGradModeWarning", "BakedRandomnessWarning", "EagerFallbackWarning", "Float64Warning"):
+        assert issubclass(getattr(jaxfunc, name), jaxfunc.JaxfuncWarning) and name in jaxfunc.__all__

@@ -267,7 +267,7 @@ def _not_tensor(value: Any) -> str:
     return f"{value} is not an instance of torch.Tensor (here: a jax.Array or numpy array)"
 
 
-def _check_unknown(module: Any, name: str, value: Any) -> None:
+def _check_unknown(module: Any, name: str, names: list[str]) -> None:
     """A name that is no parameter or buffer: torch's errors for a path through something
     that is not a submodule, or onto an attribute that is not a tensor; otherwise (a new
     attribute) torch sets it for the call and removes it after: here it changes nothing."""
@@ -287,6 +287,13 @@ def _check_unknown(module: Any, name: str, value: Any) -> None:
     current = _child(node, attr)
     if current is not _MISSING and current is not None and not _is_array(current):
         raise TypeError(f"attribute `{attr}`: {current} is not an instance of torch.Tensor")
+    if _is_array(current):  # torch would set it; a pytree rebuild cannot reach it by name
+        raise ValueError(
+            f"functional_call: `{name}` is an array of {type(module).__name__} but not a leaf "
+            f"of its pytree by that name (its leaves are named {', '.join(map(repr, names))}). "
+            "Register the class with keys (jax.tree_util.register_dataclass or "
+            "register_pytree_with_keys) so that its leaves have attribute names."
+        )
 
 
 _MISSING = object()
@@ -334,12 +341,12 @@ def functional_call(
     given for one name of a tied weight replaces it under all its names. ``args`` is one
     argument or a tuple of them; ``kwargs`` are passed as keywords.
 
-    >>> import jax.numpy as jnp, jaxfunc
-    >>> class Scale:  # any pytree with a __call__ works; Equinox modules are such pytrees
-    ...     def __init__(self, w): self.w = w
+    >>> import dataclasses, jax, jax.numpy as jnp, jaxfunc
+    >>> @jax.tree_util.register_dataclass  # Equinox modules are such pytrees too
+    ... @dataclasses.dataclass
+    ... class Scale:
+    ...     w: jax.Array
     ...     def __call__(self, x): return self.w * x
-    >>> import jax; jax.tree_util.register_pytree_node(
-    ...     Scale, lambda m: ((m.w,), None), lambda _, c: Scale(*c))
     >>> jaxfunc.func.functional_call(Scale(jnp.asarray(2.0)), {"w": jnp.asarray(3.0)}, (1.0,))
     Array(3., dtype=float32, weak_type=True)
 
@@ -368,7 +375,7 @@ def functional_call(
             raise TypeError(_not_tensor(value))
         i = index.get(name)
         if i is None:
-            _check_unknown(module, name, value)
+            _check_unknown(module, name, [n for n, k in zip(names, kinds) if k != _OTHER])
             continue
         new[i] = _checks.to_array(value) if value is not None else value
     rebuilt = jax.tree_util.tree_unflatten(treedef, new)

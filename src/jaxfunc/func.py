@@ -297,6 +297,18 @@ def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[An
 # -- grad / grad_and_value -------------------------------------------------------------------
 
 
+@overload
+def grad_and_value(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: Literal[False] = False
+) -> Callable[..., tuple[Any, Any]]: ...
+@overload
+def grad_and_value(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, *, has_aux: Literal[True]
+) -> Callable[..., tuple[Any, tuple[Any, Any]]]: ...
+@overload
+def grad_and_value(
+    func: Callable[..., Any], argnums: int | tuple[int, ...], has_aux: Literal[True]
+) -> Callable[..., tuple[Any, tuple[Any, Any]]]: ...
 def grad_and_value(
     func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
@@ -315,6 +327,18 @@ def grad_and_value(
     return wrapper
 
 
+@overload
+def grad(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: Literal[False] = False
+) -> Callable[..., Any]: ...
+@overload
+def grad(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, *, has_aux: Literal[True]
+) -> Callable[..., tuple[Any, Any]]: ...
+@overload
+def grad(
+    func: Callable[..., Any], argnums: int | tuple[int, ...], has_aux: Literal[True]
+) -> Callable[..., tuple[Any, Any]]: ...
 def grad(
     func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
@@ -610,6 +634,14 @@ jax.tree_util.register_pytree_node(
 )
 
 
+@overload
+def linearize(
+    func: Callable[..., Any], *primals: Any, has_aux: Literal[False] = False
+) -> tuple[Any, JvpFn]: ...
+@overload
+def linearize(
+    func: Callable[..., Any], *primals: Any, has_aux: Literal[True]
+) -> tuple[Any, JvpFn, Any]: ...
 def linearize(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
     """``(output, jvp_fn)``: evaluate ``func`` once and return its linear map at ``primals``.
 
