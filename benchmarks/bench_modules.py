@@ -19,6 +19,7 @@ throughout, as the other benchmarks. Writes ``results/modules_{cpu,gpu}.{md,json
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -66,7 +67,7 @@ class MLP(eqx.Module):
     def __init__(self, key: Any, sizes: list[int]) -> None:
         keys = jax.random.split(key, len(sizes) - 1)
         self.layers = [
-            eqx.nn.Linear(m, n, key=k) for (m, n), k in zip(zip(sizes, sizes[1:]), keys)
+            eqx.nn.Linear(m, n, key=k) for (m, n), k in zip(itertools.pairwise(sizes), keys)
         ]
 
     def __call__(self, x: Any) -> Any:
@@ -135,7 +136,9 @@ def per_sample_variants(env: Env, sizes: list[int]) -> T.Prepared:
     psg_h = vmap(grad(loss_dict), in_dims=(None, 0, 0))
     hand = jax.jit(jax.vmap(jax.grad(loss_dict), in_axes=(None, 0, 0)))
     variants = [
-        Variant(PSG_M, lambda: _leaves(psg_m(params, buffers, data, targets)), "jax", PSG_T, PSG_JIT),
+        Variant(
+            PSG_M, lambda: _leaves(psg_m(params, buffers, data, targets)), "jax", PSG_T, PSG_JIT
+        ),
         Variant(PSG_H, lambda: _leaves(psg_h(params, data, targets)), "jax", PSG_T, PSG_JIT),
         Variant(PSG_JIT, lambda: _leaves(hand(params, data, targets)), "jax", PSG_T),
     ]

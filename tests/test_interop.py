@@ -77,9 +77,11 @@ def test_int64_kept_with_x64_and_narrowing_said_without():
 def test_torch_tensor_input_names_from_torch():
     import jaxfunc
 
-    with pytest.raises(TypeError, match=r"got a torch\.Tensor: convert it with jaxfunc\.interop\.from_torch"):
+    with pytest.raises(
+        TypeError, match=r"got a torch\.Tensor: convert it with jaxfunc\.interop\.from_torch"
+    ):
         jaxfunc.func.grad(lambda x: x.sum())(torch.ones(3))
-    with pytest.raises(TypeError, match="jaxfunc.interop.from_torch"):
+    with pytest.raises(TypeError, match=r"jaxfunc\.interop\.from_torch"):
         jaxfunc.func.vmap(lambda x: x)(torch.ones(3))
-    with pytest.raises(TypeError, match="jaxfunc.interop.from_torch"):
+    with pytest.raises(TypeError, match=r"jaxfunc\.interop\.from_torch"):
         jaxfunc.autograd.functional.jacobian(lambda x: x, torch.ones(3))

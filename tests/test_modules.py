@@ -682,7 +682,10 @@ def test_pytree_without_key_names_is_a_clear_error():
             return self.w * x
 
     jax.tree_util.register_pytree_node(Scale, lambda m: ((m.w,), None), lambda _, c: Scale(*c))
-    with pytest.raises(ValueError, match=r"`w` is an array of Scale but not a leaf of its pytree by that name \(its leaves are named '0'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`w` is an array of Scale but not a leaf of its pytree by that name \(its leaves are named '0'\)",
+    ):
         functional_call(Scale(jnp.ones(())), {"w": jnp.zeros(())}, 1.0)
     assert float(functional_call(Scale(jnp.ones(())), {"0": jnp.zeros(())}, 1.0)) == 0.0
 
@@ -693,7 +696,22 @@ def test_public_names():
     assert isinstance(fn, jaxfunc.VjpFn)
     _, jfn = jaxfunc.func.linearize(jnp.sin, jnp.ones(2))
     assert isinstance(jfn, jaxfunc.JvpFn)
-    for name in ("functional_call", "stack_module_state", "named_parameters", "named_buffers", "VjpFn", "JvpFn"):
+    for name in (
+        "functional_call",
+        "stack_module_state",
+        "named_parameters",
+        "named_buffers",
+        "VjpFn",
+        "JvpFn",
+    ):
         assert name in jaxfunc.func.__all__
-    for name in ("JaxfuncWarning", "TorchGradModeWarning", "BakedRandomnessWarning", "EagerFallbackWarning", "Float64Warning"):
-        assert issubclass(getattr(jaxfunc, name), jaxfunc.JaxfuncWarning) and name in jaxfunc.__all__
+    for name in (
+        "JaxfuncWarning",
+        "TorchGradModeWarning",
+        "BakedRandomnessWarning",
+        "EagerFallbackWarning",
+        "Float64Warning",
+    ):
+        assert (
+            issubclass(getattr(jaxfunc, name), jaxfunc.JaxfuncWarning) and name in jaxfunc.__all__
+        )

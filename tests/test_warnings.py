@@ -21,7 +21,9 @@ try:
 except ImportError:
     torch = None
 
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed (the oracle leg has it)")
+needs_torch = pytest.mark.skipif(
+    torch is None, reason="torch is not installed (the oracle leg has it)"
+)
 
 RNG = np.random.default_rng(0)
 
@@ -98,7 +100,13 @@ def test_torch_grad_mode_warns_once(make, found):
     f = make()
     jaxfunc.clear_cache()
     _warnings._verdicts.clear()
-    _once(lambda: grad(f)(jnp.ones(3)), jaxfunc.TorchGradModeWarning, found, "jaxfunc.no_grad()", f.__name__)
+    _once(
+        lambda: grad(f)(jnp.ones(3)),
+        jaxfunc.TorchGradModeWarning,
+        found,
+        "jaxfunc.no_grad()",
+        f.__name__,
+    )
 
 
 @needs_torch
@@ -152,7 +160,13 @@ def _jax_random_is_fine(x):
     ],
 )
 def test_global_rng_warns_once(f, found):
-    _once(lambda: grad(f)(jnp.ones(3)), jaxfunc.BakedRandomnessWarning, found, "jax.random", f.__name__)
+    _once(
+        lambda: grad(f)(jnp.ones(3)),
+        jaxfunc.BakedRandomnessWarning,
+        found,
+        "jax.random",
+        f.__name__,
+    )
 
 
 def test_jax_random_does_not_warn():
@@ -164,7 +178,9 @@ def test_vmap_randomness_error_raises_torchs_error():
     def noisy(x):  # a function of its own: the warning below is its first
         return (x + np.random.standard_normal(x.shape)).sum()
 
-    with pytest.raises(RuntimeError, match=r"^vmap: called random operation while in randomness error mode"):
+    with pytest.raises(
+        RuntimeError, match=r"^vmap: called random operation while in randomness error mode"
+    ):
         vmap(noisy)(jnp.ones((2, 3)))
     with pytest.warns(jaxfunc.BakedRandomnessWarning):
         out = vmap(noisy, randomness="same")(jnp.ones((2, 3)))
@@ -216,7 +232,9 @@ def test_float64_input_without_x64_warns_once():
 
     with jax.enable_x64(False):
         x64 = np.ones(3)
-        text = _once(lambda: grad(f)(x64), jaxfunc.Float64Warning, "float64", "float32", "jax_enable_x64")
+        text = _once(
+            lambda: grad(f)(x64), jaxfunc.Float64Warning, "float64", "float32", "jax_enable_x64"
+        )
         assert "`" + f.__qualname__ + "`" in text
         assert _record(lambda: grad(f)(np.ones(3, np.float32))) == []
     assert _record(lambda: grad(f)(np.ones(3))) == []  # x64 on: nothing is lost
@@ -243,7 +261,9 @@ def test_detach_gets_a_hint():
 def test_code_is_read_once_per_function(monkeypatch):
     reads = []
     original = _warnings._Reader.read
-    monkeypatch.setattr(_warnings._Reader, "read", lambda self, f: reads.append(f) or original(self, f))
+    monkeypatch.setattr(
+        _warnings._Reader, "read", lambda self, f: reads.append(f) or original(self, f)
+    )
 
     def f(x):
         return (x * x).sum()
