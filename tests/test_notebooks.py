@@ -17,7 +17,12 @@ import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(path.name for path in NOTEBOOK_DIR.glob("*.ipynb"))
-EXPECTED = {"vjp_from_torch.ipynb", "training_loop.ipynb", "jacobians_and_hessians.ipynb"}
+EXPECTED = {
+    "vjp_from_torch.ipynb",
+    "training_loop.ipynb",
+    "jacobians_and_hessians.ipynb",
+    "porting_torch_func.ipynb",
+}
 CELL_TIMEOUT_S = 300  # a whole notebook takes well under a minute; this is for loaded machines
 
 pytestmark = pytest.mark.notebooks
