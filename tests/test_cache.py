@@ -727,6 +727,7 @@ def test_compiled_programs_do_not_copy_their_inputs():
     np.testing.assert_allclose(jaxfunc.func.vmap(vjp_fn)(jnp.eye(3))[0], jnp.diag(gx))
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # tested in test_warnings
 def test_untraceable_function_falls_back_once():
     def f(x):
         if jnp.sum(x) > 0:  # Python control flow on a value: cannot be traced abstractly
@@ -995,6 +996,7 @@ def test_equal_python_scalars_of_different_types_compile_apart():
     ],
     ids=["boolean mask", "int() of a traced value"],
 )
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # tested in test_warnings
 def test_functions_that_need_concrete_values_work_on_every_call(f):
     expected = jax.grad(f)(X)
     for _ in range(4):
