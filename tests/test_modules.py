@@ -336,13 +336,18 @@ def torch_outcome(name: str) -> Any:
 
 # -- the JAX modules -------------------------------------------------------------------------
 
-eqx = pytest.importorskip("equinox", reason="equinox is not installed (pip install -e '.[test]')")
-nnx = pytest.importorskip("flax.nnx", reason="flax is not installed (pip install -e '.[test]')")
-
-
-def _eqx_linear(w: Any, b: Any) -> Any:
-    lin = eqx.nn.Linear(w.shape[1], w.shape[0], key=jax.random.key(0))
-    return eqx.tree_at(lambda m: (m.weight, m.bias), lin, (jnp.asarray(w), jnp.asarray(b)))
+try:
+    import equinox as eqx
+except ImportError:
+    eqx = None
+try:
+    from flax import nnx
+except ImportError:
+    nnx = None
+if eqx is None and nnx is None:
+    pytest.skip(
+        "neither equinox nor flax is installed (pip install -e '.[test]')", allow_module_level=True
+    )
 
 
 def _lin(layer: Any, x: Any) -> Any:
@@ -350,77 +355,87 @@ def _lin(layer: Any, x: Any) -> Any:
     return x @ layer.weight[...].T + layer.bias[...]
 
 
-class EqxNet(eqx.Module):
-    fc1: Any
-    fc2: Any
-    steps: Any
+if eqx is not None:
 
-    def __init__(self, seed: int) -> None:
-        w = weights(seed)
-        self.fc1 = _eqx_linear(w["fc1.weight"], w["fc1.bias"])
-        self.fc2 = _eqx_linear(w["fc2.weight"], w["fc2.bias"])
-        self.steps = jnp.asarray(STEPS)
+    def _eqx_linear(w: Any, b: Any) -> Any:
+        lin = eqx.nn.Linear(w.shape[1], w.shape[0], key=jax.random.key(0))
+        return eqx.tree_at(lambda m: (m.weight, m.bias), lin, (jnp.asarray(w), jnp.asarray(b)))
 
-    def __call__(self, x: Any, scale: float = 1.0) -> Any:
-        out = _lin(self.fc2, jax.nn.relu(_lin(self.fc1, x))) * self.steps * scale
-        return jax.nn.log_softmax(out, axis=-1)
+    class EqxNet(eqx.Module):
+        fc1: Any
+        fc2: Any
+        steps: Any
 
+        def __init__(self, seed: int) -> None:
+            w = weights(seed)
+            self.fc1 = _eqx_linear(w["fc1.weight"], w["fc1.bias"])
+            self.fc2 = _eqx_linear(w["fc2.weight"], w["fc2.bias"])
+            self.steps = jnp.asarray(STEPS)
 
-class EqxTied(eqx.Module):
-    a: Any
-    b: Any
+        def __call__(self, x: Any, scale: float = 1.0) -> Any:
+            out = _lin(self.fc2, jax.nn.relu(_lin(self.fc1, x))) * self.steps * scale
+            return jax.nn.log_softmax(out, axis=-1)
 
-    def __call__(self, x: Any) -> Any:
-        return _lin(self.b, jnp.tanh(_lin(self.a, x)))
+    class EqxTied(eqx.Module):
+        a: Any
+        b: Any
 
+        def __call__(self, x: Any) -> Any:
+            return _lin(self.b, jnp.tanh(_lin(self.a, x)))
 
-def eqx_tied(seed: int) -> Any:
-    w = tied_weights(seed)
-    a = _eqx_linear(w["a.weight"], w["a.bias"])
-    b = _eqx_linear(w["a.weight"], w["b.bias"])
-    b = eqx.tree_at(lambda m: m.weight, b, a.weight)  # the same array: a tied weight
-    return EqxTied(a, b)
-
-
-class NnxLinear(nnx.Module):
-    def __init__(self, w: Any, b: Any) -> None:
-        self.weight = nnx.Param(jnp.asarray(w))
-        self.bias = nnx.Param(jnp.asarray(b))
-        self.in_features = w.shape[1]
-
-
-class NnxNet(nnx.Module):
-    def __init__(self, seed: int) -> None:
-        w = weights(seed)
-        self.fc1 = NnxLinear(w["fc1.weight"], w["fc1.bias"])
-        self.fc2 = NnxLinear(w["fc2.weight"], w["fc2.bias"])
-        self.steps = nnx.BatchStat(jnp.asarray(STEPS))
-
-    def __call__(self, x: Any, scale: float = 1.0) -> Any:
-        out = _lin(self.fc2, jax.nn.relu(_lin(self.fc1, x))) * self.steps[...] * scale
-        return jax.nn.log_softmax(out, axis=-1)
-
-
-class NnxTied(nnx.Module):
-    def __init__(self, seed: int) -> None:
+    def eqx_tied(seed: int) -> Any:
         w = tied_weights(seed)
-        self.a = NnxLinear(w["a.weight"], w["a.bias"])
-        self.b = NnxLinear(w["a.weight"], w["b.bias"])
-        self.b.weight = self.a.weight  # the same variable: a tied weight
+        a = _eqx_linear(w["a.weight"], w["a.bias"])
+        b = _eqx_linear(w["a.weight"], w["b.bias"])
+        b = eqx.tree_at(lambda m: m.weight, b, a.weight)  # the same array: a tied weight
+        return EqxTied(a, b)
 
-    def __call__(self, x: Any) -> Any:
-        return _lin(self.b, jnp.tanh(_lin(self.a, x)))
+
+if nnx is not None:
+
+    class NnxLinear(nnx.Module):
+        def __init__(self, w: Any, b: Any) -> None:
+            self.weight = nnx.Param(jnp.asarray(w))
+            self.bias = nnx.Param(jnp.asarray(b))
+            self.in_features = w.shape[1]
+
+    class NnxNet(nnx.Module):
+        def __init__(self, seed: int) -> None:
+            w = weights(seed)
+            self.fc1 = NnxLinear(w["fc1.weight"], w["fc1.bias"])
+            self.fc2 = NnxLinear(w["fc2.weight"], w["fc2.bias"])
+            self.steps = nnx.BatchStat(jnp.asarray(STEPS))
+
+        def __call__(self, x: Any, scale: float = 1.0) -> Any:
+            out = _lin(self.fc2, jax.nn.relu(_lin(self.fc1, x))) * self.steps[...] * scale
+            return jax.nn.log_softmax(out, axis=-1)
+
+    class NnxTied(nnx.Module):
+        def __init__(self, seed: int) -> None:
+            w = tied_weights(seed)
+            self.a = NnxLinear(w["a.weight"], w["a.bias"])
+            self.b = NnxLinear(w["a.weight"], w["b.bias"])
+            self.b.weight = self.a.weight  # the same variable: a tied weight
+
+        def __call__(self, x: Any) -> Any:
+            return _lin(self.b, jnp.tanh(_lin(self.a, x)))
 
 
 # torch's messages name the class: Net on both sides
-EqxNetNamed = type("Net", (EqxNet,), {})
-EqxTiedNamed = type("Net", (EqxTied,), {})
-NnxNetNamed = type("Net", (NnxNet,), {})
-NnxTiedNamed = type("Net", (NnxTied,), {})
-FLAVOURS = {
-    "equinox": (lambda s: EqxNetNamed(s), lambda s: EqxTiedNamed(*_parts(eqx_tied(s)))),
-    "nnx": (lambda s: NnxNetNamed(s), lambda s: NnxTiedNamed(s)),
-}
+FLAVOURS: dict[str, Any] = {}
+if eqx is not None:
+    EqxNetNamed = type("Net", (EqxNet,), {})
+    EqxTiedNamed = type("Net", (EqxTied,), {})
+    FLAVOURS["equinox"] = (
+        lambda s: EqxNetNamed(s),
+        lambda s: EqxTiedNamed(*_parts(eqx_tied(s))),
+    )
+if nnx is not None:
+    NnxNetNamed = type("Net", (NnxNet,), {})
+    NnxTiedNamed = type("Net", (NnxTied,), {})
+    FLAVOURS["nnx"] = (lambda s: NnxNetNamed(s), lambda s: NnxTiedNamed(s))
+needs_eqx = pytest.mark.skipif(eqx is None, reason="equinox is not installed")
+needs_nnx = pytest.mark.skipif(nnx is None, reason="flax is not installed")
 
 
 def _parts(m: Any) -> tuple[Any, Any]:
@@ -598,6 +613,7 @@ def test_errors_match_torch(flavour, name):
         assert got[2] == want[2]
 
 
+@needs_eqx
 @flavours
 def test_stack_errors_match_torch(flavour):
     make, _ = FLAVOURS[flavour]
@@ -608,6 +624,7 @@ def test_stack_errors_match_torch(flavour):
     assert got == torch_outcome("stack_errors")
 
 
+@needs_eqx
 def test_module_argument_compiles():
     """An Equinox module passed as an argument (its activation is a library function) is
     keyed on its structure and runs compiled, not eagerly at every call."""
@@ -628,6 +645,7 @@ def test_module_argument_compiles():
     assert_close(g, {k: np.asarray(v) for k, v in want.items()})
 
 
+@needs_nnx
 def test_nnx_buffers_are_other_variables():
     class Model(nnx.Module):
         def __init__(self) -> None:
