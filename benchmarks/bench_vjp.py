@@ -32,7 +32,7 @@ import numpy as np
 from _timing import ColdVariant, Env, Target, Variant, torch
 
 import jaxfunc
-from jaxfunc import _cache  # only for its event counters (which call compiled)
+from jaxfunc._jit import _cache  # only for its event counters (which call compiled)
 from jaxfunc.autograd import functional as AF
 
 if torch is not None:

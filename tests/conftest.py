@@ -5,13 +5,47 @@ every CI job sees the same examples, and small enough to run in well under two m
 ``long`` (``pytest --hypothesis-profile=long``: random, many more examples).
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
+from typing import Any
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+from jaxfunc._jit import _cache  # noqa: E402 - after the JAX settings above
+
+
+@contextlib.contextmanager
+def compiled_path() -> Iterator[None]:
+    """Every jaxfunc call in the block goes through the cache's jit (no eager first call)."""
+    before = _cache.EAGER_FIRST_CALL
+    _cache.EAGER_FIRST_CALL = False
+    try:
+        yield
+    finally:
+        _cache.EAGER_FIRST_CALL = before
+
+
+@pytest.fixture(params=["eager", "compiled"])
+def path(request: Any) -> Iterator[str]:
+    """Each test twice: a new function's first call (eager), and through the compiled path."""
+    if request.param == "compiled":
+        with compiled_path():
+            yield request.param
+    else:
+        yield request.param
+
+
+@pytest.fixture
+def compiled() -> Iterator[None]:
+    with compiled_path():
+        yield
+
 
 try:
     from hypothesis import HealthCheck, Phase, settings

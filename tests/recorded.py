@@ -100,7 +100,10 @@ def torch_outcome(suite: str, case: Any, dtype: str = "float64") -> Any:
     if not HAVE_TORCH:
         return record
     live = outcome(case.body, TorchSide(dtype))
-    assert_same(record, live, rtol=0, atol=0, messages=case.messages, path="recorded")
+    # A few ulps: torch's vectorized kernels (exp, tanh...) round differently on different
+    # CPUs (the record may come from another machine); anything stale is far larger.
+    ulps = 8 * float(np.finfo(dtype).eps)
+    assert_same(record, live, rtol=ulps, atol=0, messages=case.messages, path="recorded")
     return live
 
 

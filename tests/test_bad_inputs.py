@@ -33,7 +33,6 @@ from recorded import torch_outcome
 import jaxfunc
 import jaxfunc.autograd.functional as AF
 import jaxfunc.func as TF
-from jaxfunc import _cache
 
 # -- snapshots: nothing the caller passed may change ----------------------------------------------
 
@@ -857,13 +856,6 @@ add(S, "AF.hvp rank 33", lambda s: s.AF.hvp(lambda a: s.sum(a**3), big(s, 33), b
 
 
 # -- the differential test --------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["eager", "compiled"])
-def path(request: Any, monkeypatch: Any) -> str:
-    if request.param == "compiled":
-        monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", False)
-    return request.param
 
 
 _TORCH_ARTIFACT = "torch artifact, not semantics: "

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 import jaxfunc
-from jaxfunc import _cache, _core, _guard
+from jaxfunc import _core
+from jaxfunc._jit import _cache, _guard
 from jaxfunc.autograd.functional import vjp as af_vjp
 from jaxfunc.func import grad, vjp
 

@@ -14,15 +14,6 @@ from cases import CASES
 from oracle import JaxSide, assert_same, outcome
 from recorded import torch_outcome
 
-from jaxfunc import _cache
-
-
-@pytest.fixture(params=["eager", "compiled"])
-def path(request, monkeypatch):
-    if request.param == "compiled":
-        monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", False)
-    return request.param
-
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_float64(case, path):

@@ -25,7 +25,6 @@ regression test in ``test_found_by_fuzzing``; the one difference that stays is l
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,12 +33,13 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import compiled_path
 from hypothesis import event, given, reject
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from oracle import HAVE_TORCH, JaxSide, Raised, TorchSide, assert_same, outcome
 
-from jaxfunc import _cache
+from jaxfunc._jit import _cache
 
 if HAVE_TORCH:
     import torch
@@ -502,16 +502,6 @@ def draw_like(draw: Any, shape: tuple, dtype: str, allow_cast: bool = True) -> n
 
 
 # -- running one case three times (torch, jaxfunc eager, jaxfunc compiled) -------------------------
-
-
-@contextlib.contextmanager
-def compiled_path() -> Any:
-    before = _cache.EAGER_FIRST_CALL
-    _cache.EAGER_FIRST_CALL = False
-    try:
-        yield
-    finally:
-        _cache.EAGER_FIRST_CALL = before
 
 
 def _scale(plain: Any) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import jaxfunc
+from jaxfunc._jit import _cache
 from jaxfunc.func import (
     functional_call,
     grad,
@@ -517,10 +518,10 @@ def test_per_sample_grads_match_torch(flavour):
     params, buffers = named_parameters(net), named_buffers(net)
     ft = vmap(grad(_loss(net)), in_dims=(None, None, 0, 0))
     want = torch_outcome("per_sample_grads")
-    before = jaxfunc._cache.stats().get("hit", 0)
+    before = _cache.stats().get("hit", 0)
     for _ in range(3):  # eager, then compiled: the same numbers
         assert_close(ft(params, buffers, jnp.asarray(DATA), jnp.asarray(TARGETS)), want)
-    assert jaxfunc._cache.stats().get("hit", 0) > before  # went through the compile cache
+    assert _cache.stats().get("hit", 0) > before  # went through the compile cache
 
 
 @flavours
@@ -635,10 +636,10 @@ def test_module_argument_compiles():
         return functional_call(model, p, (x,)).sum()
 
     jaxfunc.clear_cache()
-    before = dict(jaxfunc._cache.stats())
+    before = dict(_cache.stats())
     for _ in range(4):
         g = grad(loss)(params, mlp, jnp.ones(3))
-    after = jaxfunc._cache.stats()
+    after = _cache.stats()
     assert after.get("hit", 0) - before.get("hit", 0) >= 2
     assert after.get("eager", 0) - before.get("eager", 0) <= 1
     want = jax.grad(lambda p: functional_call(mlp, p, (jnp.ones(3),)).sum())(params)

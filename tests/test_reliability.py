@@ -29,23 +29,11 @@ from recorded import torch_outcome
 import jaxfunc
 import jaxfunc.autograd.functional as AF
 import jaxfunc.func as TF
-from jaxfunc import _cache, _compat
+from jaxfunc import _compat
+from jaxfunc._jit import _cache
 
 X = jnp.asarray([0.5, 1.0, 1.5])
 THIS_FILE = __file__
-
-
-@pytest.fixture(params=["eager", "compiled"])
-def path(request: Any, monkeypatch: Any) -> str:
-    """``compiled``: every call goes through the cache's jit (no eager first call)."""
-    if request.param == "compiled":
-        monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", False)
-    return request.param
-
-
-@pytest.fixture
-def compiled(monkeypatch: Any) -> None:
-    monkeypatch.setattr(_cache, "EAGER_FIRST_CALL", False)
 
 
 def counter(name: str) -> int:

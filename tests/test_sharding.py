@@ -32,7 +32,7 @@ WORKER = textwrap.dedent(
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
     import jaxfunc.func as TF
-    from jaxfunc import _cache
+    from jaxfunc._jit import _cache
 
     devices = jax.devices()
     mesh = Mesh(np.array(devices), ("data",))

@@ -9,13 +9,13 @@ from importlib.metadata import PackageNotFoundError, version
 from . import autograd as autograd
 from . import func as func
 from . import interop as interop
-from ._cache import clear_cache as clear_cache
-from ._cache import disabled as cache_disabled
-from ._cache import is_enabled as cache_enabled
-from ._cache import set_enabled as set_cache_enabled
 from ._core import VjpFn as VjpFn
 from ._grad_mode import enable_grad as enable_grad
 from ._grad_mode import no_grad as no_grad
+from ._jit import clear_cache as clear_cache
+from ._jit import disabled as cache_disabled
+from ._jit import is_enabled as cache_enabled
+from ._jit import set_enabled as set_cache_enabled
 from ._warnings import BakedRandomnessWarning as BakedRandomnessWarning
 from ._warnings import EagerFallbackWarning as EagerFallbackWarning
 from ._warnings import Float64Warning as Float64Warning

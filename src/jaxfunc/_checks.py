@@ -16,14 +16,12 @@ import numpy as np
 
 from . import _compat, _tree, _warnings
 
-ArrayImpl = type(jnp.zeros(()))
-
 
 def is_tensor(x: Any) -> bool:
     """jaxfunc's 'Tensor': a jax.Array (tracers included) or a numpy ndarray. A torch.Tensor
     is an error that says how to convert it (it is not accepted silently: the results would
     come back as jax arrays, and a CUDA tensor would move)."""
-    if type(x) is ArrayImpl or isinstance(x, (jax.Array, np.ndarray)):
+    if type(x) is _compat.ArrayImpl or isinstance(x, (jax.Array, np.ndarray)):
         return True
     if type(x).__module__[:5] == "torch" and isinstance(x, sys.modules["torch"].Tensor):
         raise TypeError(
@@ -70,6 +68,29 @@ def is_complex(x: Any) -> bool:
     if r is None:
         r = _COMPLEX[d] = bool(jnp.issubdtype(d, jnp.complexfloating))
     return r
+
+
+def check_forward_primal(x: Any, what: str = "primal") -> None:
+    """Forward mode's dtype rule (torch's ``make_dual``)."""
+    if not is_inexact(x):
+        raise ValueError(
+            f"Expected {what} to be floating point or complex, but got: {torch_dtype(x.dtype)}"
+        )
+
+
+def check_implicit_ones(shape: tuple[int, ...], dtype: Any) -> None:
+    """torch creates an implicit ``ones`` gradient only for one-element real outputs."""
+    if numel(shape) != 1:
+        raise RuntimeError("grad can be implicitly created only for scalar outputs")
+    check_real_implicit_grad(dtype)
+
+
+def check_real_implicit_grad(dtype: Any) -> None:
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise RuntimeError(
+            "grad can be implicitly created only for real scalar outputs but got "
+            f"{torch_dtype(dtype)}"
+        )
 
 
 def torch_dtype(dtype: Any) -> str:
@@ -241,6 +262,14 @@ def replace_argnums(args: tuple[Any, ...], argnums: int | tuple[int, ...], new: 
         return tuple(new if i == argnums else a for i, a in enumerate(args))
     pos = {a: k for k, a in enumerate(argnums)}
     return tuple(new[pos[i]] if i in pos else a for i, a in enumerate(args))
+
+
+def check_randomness(randomness: Any) -> None:
+    if randomness not in ("error", "different", "same"):
+        raise RuntimeError(
+            "Only allowed values for randomness are 'error', 'different', or 'same'. "
+            f"Got {randomness}"
+        )
 
 
 def func_name(func: Any) -> str:

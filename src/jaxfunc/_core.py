@@ -4,8 +4,8 @@ Data flow of one transform call:
 
     public face (func.py / autograd/functional.py)
       -> checks torch makes before running anything (_checks), options made static
-      -> _cache.call(func, program, static, arrays)        compiled or eager, never stale
-           -> program(func, static, arrays)                 the whole mapping of one transform
+      -> _jit.call(func, program, arrays)                 compiled or eager, never stale
+           -> program(func, arrays)                         a frozen dataclass per transform
                 -> reverse() / forward() / jacobian_*()     this module: jax.vjp / jax.jvp / vmap
                    with torch's conventions applied here:   no_grad masking, complex conjugation,
                                                             cotangent casts, zero filling
@@ -15,8 +15,8 @@ Every function below takes *flat* functions: ``fn(*arrays) -> (list_of_outputs, 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,9 +24,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _cache, _checks, _grad_mode, _guard, _tree
+from . import _checks, _compat, _grad_mode, _jit, _tree, _warnings
 
 FlatFn = Callable[..., tuple[list[Any], Any]]
+
+
+# -- handing programs to the compile cache -------------------------------------------------------
+
+
+def call(func: Callable[..., Any], program: _jit.Program, arrays: Any) -> Any:
+    """Run a transform's program through the compile cache, with JAX's device errors as
+    torch's."""
+    _warnings.check_call(func)
+    with _checks.torch_device_errors:
+        return _jit.call(func, program, arrays)
+
+
+def wraps(
+    func: Callable[..., Any], transform: _jit.Transform
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``functools.wraps`` (tolerating callables without ``__name__``), and a note that the
+    wrapper is ``transform.wrap(func)``: the compile cache keys a transform of a transform
+    (``hessian``, ``vmap(grad(f))``, made afresh at each call) on ``func`` and the options,
+    not on the new wrapper object."""
+
+    def deco(wrapper: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            functools.wraps(func)(wrapper)
+        except (AttributeError, TypeError):  # pragma: no cover - exotic callables
+            wrapper.__wrapped__ = func  # type: ignore[attr-defined]
+        _jit.register_wrapper(wrapper, func, transform)
+        return wrapper
+
+    return deco
 
 
 # -- complex numbers: torch's conjugate convention ----------------------------------------------
@@ -260,11 +290,11 @@ class VjpFn:
         self, cotangents: Any, retain_graph: bool = True, create_graph: bool | None = None
     ) -> tuple[Any, ...]:
         meta = self._meta
-        if meta.single_output and type(cotangents) is _checks.ArrayImpl:
+        if meta.single_output and type(cotangents) is _compat.ArrayImpl:
             flat = [cotangents]  # the common case, without a pytree walk
         else:
             flat, struct = _tree.flatten_structure(cotangents)
-            if struct != meta.out_structure:  # torch compares dict key order too
+            if not _tree.matches(struct, meta.out_structure):
                 raise RuntimeError(
                     "Expected pytree structure of cotangents to be the same as pytree "
                     f"structure of outputs to the function. cotangents: {struct.pprint()}, "
@@ -303,17 +333,11 @@ class VjpFn:
 
 def _implicit_ones(shape: tuple[int, ...], dtype: Any) -> Any:
     """torch creates a ones cotangent for a ``None`` given to a one-element real output."""
-    if _checks.numel(shape) != 1:
-        raise RuntimeError("grad can be implicitly created only for scalar outputs")
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        raise RuntimeError(
-            "grad can be implicitly created only for real scalar outputs but got "
-            f"{_checks.torch_dtype(dtype)}"
-        )
+    _checks.check_implicit_ones(shape, dtype)
     return jnp.ones(shape, dtype)
 
 
-_cache.PYTREE_CALLABLES.add(VjpFn)
+_jit.PYTREE_CALLABLES.add(VjpFn)
 jax.tree_util.register_pytree_node(
     VjpFn,
     lambda f: (f._residuals, f._meta),
@@ -327,6 +351,8 @@ jax.tree_util.register_pytree_node(
 class _ArraySlot:
     """Marks where an array sat in a call's arguments."""
 
+    jaxfunc_static = True  # keys a compile (by identity: there is one)
+
     def __repr__(self) -> str:
         return "<array>"
 
@@ -334,68 +360,29 @@ class _ArraySlot:
 ARRAY = _ArraySlot()
 
 
-class _Unkeyable:
-    """Stands in a call's key for an argument a compile cannot be keyed on (hashing it
-    raises, so the cache runs that call uncompiled): a mutable object, whose later changes
-    no key could see."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class CallDesc(_jit.Static):
+    """Everything in a call's arguments that is not an array: their structure and the
+    non-array leaves, keyed by type and value (``True``, ``1`` and ``1.0`` stay apart). A
+    leaf no compile can be keyed on (a mutable object) makes the call run uncompiled."""
 
-    def __hash__(self) -> int:
-        raise TypeError("not a value a compiled program can be keyed on")
-
-
-_UNKEYABLE = _Unkeyable()
+    structure: _tree.Structure
+    statics: tuple[Any, ...]
 
 
-def _static_key(x: Any) -> Any:
-    """What identifies a non-array argument in a compile key: its value and its type, so
-    that ``True``, ``1`` and ``1.0`` (equal in Python) and ``0.0``/``-0.0`` stay apart."""
-    t = type(x)
-    if x is None or t in (bool, int, str, bytes):
-        return (t, x)
-    if t is float:
-        return (t, x.hex())
-    if t is complex:
-        return (t, x.real.hex(), x.imag.hex())
-    if isinstance(x, np.generic) and not isinstance(x, np.object_):
-        return (t, x.tobytes())
-    if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic)):
-        return (t, str(x))
-    if isinstance(x, _LIBRARY_CALLABLES) and _guard.is_library(x):
-        # fixed library code (a module's activation, jax.nn.relu): by identity, as the
-        # guard checks it, so a module holding one compiles
-        return (t, x)
-    return _UNKEYABLE
+_ONE_ARRAY = CallDesc(_tree.LEAF, (ARRAY,))
 
 
-_LIBRARY_CALLABLES = (
-    types.FunctionType,
-    types.BuiltinFunctionType,
-    np.ufunc,
-    type(jax.jit(lambda: None)),
-    jax.custom_jvp,
-    jax.custom_vjp,
-)
-
-
-_ONE_ARRAY = (_tree.LEAF, (ARRAY,), (None,))
-
-
-def split_arrays(tree: Any) -> tuple[list[Any], tuple[Any, ...]]:
-    """Arrays (numpy ones converted) and a hashable description of the rest of ``tree``.
-
-    The description keys a compile only if every non-array leaf is a plain value (numbers,
-    strings, None, dtypes); anything else makes it unhashable, and the call runs uncompiled.
-    """
+def split_arrays(tree: Any) -> tuple[list[Any], CallDesc]:
+    """The arrays of ``tree`` (numpy ones converted) and a description of the rest."""
     if _checks.is_tensor(tree):
         return [_checks.to_array(tree)], _ONE_ARRAY
     flat, struct = _tree.flatten_structure(tree)
     arrays = [_checks.to_array(x) for x in flat if _checks.is_tensor(x)]
     statics = tuple(ARRAY if _checks.is_tensor(x) else x for x in flat)
-    keys = tuple(None if s is ARRAY else _static_key(s) for s in statics)
-    return arrays, (struct, statics, keys)
+    return arrays, CallDesc(struct, statics)
 
 
-def merge_arrays(desc: tuple[Any, ...], arrays: Sequence[Any]) -> Any:
-    struct, statics, _ = desc
+def merge_arrays(desc: CallDesc, arrays: Sequence[Any]) -> Any:
     it = iter(arrays)
-    return struct.unflatten([next(it) if s is ARRAY else s for s in statics])
+    return desc.structure.unflatten([next(it) if s is ARRAY else s for s in desc.statics])

@@ -35,6 +35,20 @@ _lock = threading.Lock()
 _entered = 0
 
 
+class _Modes(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[str] = []  # the blocks this thread is in, innermost last
+
+
+_modes = _Modes()
+
+
+def inside_no_grad() -> bool:
+    """Is this thread's innermost grad-mode block a ``no_grad``?"""
+    stack = _modes.stack
+    return bool(stack) and stack[-1] == NO_GRAD
+
+
 def _bump() -> None:
     global _entered
     with _lock:
@@ -57,8 +71,10 @@ class _GradModeBlock:
         scope = jax.named_scope(self._scope_name)
         scope.__enter__()
         self._scopes.append(scope)
+        _modes.stack.append(self._scope_name)
 
     def __exit__(self, *exc: Any) -> None:
+        _modes.stack.pop()
         self._scopes.pop().__exit__(*exc)
 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:

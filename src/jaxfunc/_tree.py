@@ -13,7 +13,8 @@ import collections.abc
 from typing import Any
 
 import jax
-import jax.numpy
+
+from . import _compat, _jit
 
 
 def _is_leaf(x: Any) -> bool:
@@ -128,6 +129,7 @@ class Structure:
     """A pytree structure that also remembers dict key order (hashable, comparable)."""
 
     __slots__ = ("_hash", "orders", "treedef")
+    jaxfunc_static = True  # keys a compile (see _jit._keys.typed_key)
 
     def __init__(self, treedef: Any, orders: tuple[tuple[Any, ...], ...] | None) -> None:
         self.treedef = treedef
@@ -166,68 +168,30 @@ class _Star:
     pass
 
 
+def matches(given: Structure, expected: Structure) -> bool:
+    """Do two structures match the way torch compares them (dict key order included)?
+
+    Inside a JAX trace that is not the compile cache's own (a user's ``jax.jit`` or
+    ``jax.vmap``), JAX has handed every dict argument in sorted key order whatever order the
+    user built it in, so there two dicts with the same keys match in any order: the leaves
+    pair up by key."""
+    if given == expected:
+        return True
+    if given.treedef != expected.treedef or _compat.at_top_level():
+        return False
+    return not _jit.tracing()
+
+
 def flatten_structure(tree: Any) -> tuple[list[Any], Structure]:
     """Leaves (``None`` is a leaf) and a :class:`Structure` that rebuilds ``tree`` exactly."""
-    if type(tree) is _ArrayImpl:
+    if type(tree) is _compat.ArrayImpl:
         return [tree], LEAF
     flat, treedef = flatten(tree)
     return flat, Structure(treedef, _dict_orders(tree))
 
 
-_ArrayImpl = type(jax.numpy.zeros(()))
 #: The structure of a single array (shared, so it can be recognised by identity).
 LEAF = Structure(jax.tree_util.tree_structure(0), None)
-
-
-# -- dicts that keep their order through jax.jit ------------------------------------------
-
-
-class OrderedNode(dict):
-    """A dict that keeps insertion order when flattened; used only inside compiled calls."""
-
-
-jax.tree_util.register_pytree_node(
-    OrderedNode,
-    lambda d: (list(d.values()), tuple(d.keys())),
-    lambda keys, values: OrderedNode(zip(keys, values)),
-)
-
-
-def contains_dict(tree: Any) -> bool:
-    """Does a result hold a dict (whose order a jit boundary would lose)?"""
-    if isinstance(tree, dict):
-        return True
-    if isinstance(tree, (tuple, list)):
-        return any(contains_dict(c) for c in tree)
-    return False
-
-
-def freeze_order(tree: Any) -> Any:
-    """Replace plain dicts by ``OrderedNode`` so a jit boundary keeps their key order."""
-    if type(tree) is dict:
-        return OrderedNode((k, freeze_order(v)) for k, v in tree.items())
-    return _rebuild(tree, freeze_order)
-
-
-def thaw_order(tree: Any) -> Any:
-    """Undo :func:`freeze_order`."""
-    if type(tree) is OrderedNode:
-        return {k: thaw_order(v) for k, v in tree.items()}
-    return _rebuild(tree, thaw_order)
-
-
-def _rebuild(tree: Any, child: Any) -> Any:
-    """``tree`` rebuilt with ``child`` applied to each child of its built-in containers."""
-    if _is_namedtuple(tree):
-        return type(tree)(*(child(v) for v in tree))
-    if type(tree) in (tuple, list):
-        return type(tree)(child(v) for v in tree)
-    if isinstance(tree, dict):
-        items = [(k, child(v)) for k, v in tree.items()]
-        if type(tree) is collections.defaultdict:
-            return collections.defaultdict(tree.default_factory, items)  # type: ignore[attr-defined]
-        return type(tree)(items)
-    return tree
 
 
 # -- torch's structure strings --------------------------------------------------------------

@@ -7,6 +7,7 @@ cache, which runs it compiled or eagerly. See ``_core`` for the data flow.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable
@@ -15,12 +16,13 @@ from typing import Any, Literal, overload
 import jax
 import jax.numpy as jnp
 
-from . import _cache, _checks, _core, _strict, _tree, _warnings
+from . import _checks, _compat, _core, _grad_mode, _jit, _strict, _tree
 from ._core import VjpFn as VjpFn
 from ._modules import functional_call as functional_call
 from ._modules import named_buffers as named_buffers
 from ._modules import named_parameters as named_parameters
 from ._modules import stack_module_state as stack_module_state
+from ._vmap import vmap as vmap
 
 __all__ = [
     "JvpFn",
@@ -43,25 +45,7 @@ __all__ = [
 _VJP = "vjp(f, *primals)"
 _JVP = "jvp(f, primals, tangents)"
 _GRAD = "grad_and_value(f)(*args)"
-
-
-def _wraps(
-    func: Callable[..., Any], transform: Callable[..., Any], *options: Any
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``functools.wraps`` (tolerating callables without ``__name__``), and a note of how
-    the wrapper was made: ``transform(func, *options)``. With it, the compile cache keys a
-    transform of a transform (``hessian``, ``vmap(grad(f))``, made afresh at each call) on
-    ``func`` and the options, not on the new wrapper object."""
-
-    def deco(wrapper: Callable[..., Any]) -> Callable[..., Any]:
-        try:
-            functools.wraps(func)(wrapper)
-        except (AttributeError, TypeError):  # pragma: no cover - exotic callables
-            wrapper.__wrapped__ = func  # type: ignore[attr-defined]
-        _cache.register_wrapper(wrapper, func, transform, options)
-        return wrapper
-
-    return deco
+_LINEARIZE = "linearize(f, *primals)"
 
 
 def _flat_fn(
@@ -77,13 +61,9 @@ def _flat_fn(
     in ``seen`` (``"out"``, ``"aux"``); ``check`` adds a transform's own output rule."""
 
     def fn(*flat: Any) -> tuple[list[Any], Any]:
-        out = func(*call_args(flat))
-        aux = None
+        out, aux = _split_aux(func(*call_args(flat)), has_aux, api)
         if has_aux:
-            out, aux = _checks.check_has_aux_output(out, api)
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
+            aux = _flat_aux(aux, seen)
         flat_out, seen["out"] = _tree.flatten_structure(out)
         _checks.check_nonempty_tensor_output(flat_out, api)
         if check is not None:
@@ -91,6 +71,18 @@ def _flat_fn(
         return [_checks.to_array(o) for o in flat_out], aux
 
     return fn
+
+
+def _split_aux(out: Any, has_aux: bool, api: str) -> tuple[Any, Any]:
+    """``(output, aux)`` of a ``has_aux`` function's result; ``(out, None)`` without."""
+    return _checks.check_has_aux_output(out, api) if has_aux else (out, None)
+
+
+def _flat_aux(aux: Any, seen: dict[str, Any]) -> list[Any]:
+    """aux checked (tensors only) and flattened; its structure is noted in ``seen["aux"]``."""
+    _checks.check_aux(aux)
+    aux_flat, seen["aux"] = _tree.flatten_structure(aux)
+    return [_checks.to_array(a) for a in aux_flat]
 
 
 def _with_aux(result: Any, has_aux: bool, seen: dict[str, Any], aux: Any) -> Any:
@@ -137,14 +129,14 @@ def vjp(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple
     ``jax.vmap``); numpy arrays are accepted as primals.
     """
     _checks.check_callable(func, "vjp")
-    if all(type(p) is _checks.ArrayImpl and _checks.is_inexact(p) for p in primals):
-        static = ((_tree.LEAF,) * len(primals), has_aux)  # the common case: arrays
-        return _cache.call(func, _vjp_program, static, list(primals))
+    if all(type(p) is _compat.ArrayImpl and _checks.is_inexact(p) for p in primals):
+        program = _Vjp(in_structures=(_tree.LEAF,) * len(primals), has_aux=has_aux)
+        return _core.call(func, program, list(primals))  # the common case: arrays
     _checks.check_primal_leaves(primals)
     flats = [_tree.flatten_structure(p) for p in primals]
     arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
-    static = (tuple(s for _, s in flats), has_aux)
-    return _cache.call(func, _vjp_program, static, arrays)
+    program = _Vjp(in_structures=tuple(s for _, s in flats), has_aux=has_aux)
+    return _core.call(func, program, arrays)
 
 
 def _unflatten_args(structures: tuple[_tree.Structure, ...], flat: Any) -> tuple[Any, ...]:
@@ -165,20 +157,47 @@ def _save_real_dots(prim: Any, *avals: Any, **params: Any) -> bool:
     return not lhs_batch and not rhs_batch and not any(jnp.iscomplexobj(a) for a in avals)
 
 
-@_cache.eager_first
-def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tuple[Any, ...]:
-    in_structures, has_aux = static
-    seen: dict[str, Any] = {}
-    unflatten = functools.partial(_unflatten_args, in_structures)
-    fn = _flat_fn(func, unflatten, _VJP, has_aux, seen, _floating_outputs)
-    # Compiled, the residuals cross a jit boundary to reach the backward: storing every
-    # intermediate costs memory traffic that recomputing cheap operations does not (2x
-    # faster at N=1e6, elementwise). Results of matrix products are kept.
-    compiled = _cache.tracing()
-    out, pullback, aux = _core.reverse(fn, arrays, _save_real_dots if compiled else None)
-    out_avals = tuple((tuple(o.shape), o.dtype) for o in out)
-    vjp_fn = _core.VjpFn.from_pullback(pullback, seen["out"], out_avals, in_structures, compiled)
-    return _with_aux((seen["out"].unflatten(out), vjp_fn), has_aux, seen, aux)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Vjp(_jit.Program):
+    in_structures: tuple[_tree.Structure, ...]
+    has_aux: bool
+    eager_first = True
+
+    def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> tuple[Any, ...]:
+        seen: dict[str, Any] = {}
+        unflatten = functools.partial(_unflatten_args, self.in_structures)
+        fn = _flat_fn(func, unflatten, _VJP, self.has_aux, seen, _floating_outputs)
+        if _grad_mode.inside_no_grad():
+            # torch runs the backward where vjp_fn is called: outside this block, the
+            # pullback's own arithmetic is differentiable for an enclosing transform.
+            out, aux = fn(*arrays)
+            pullback: Any = jax.tree_util.Partial(_Repull(fn), *arrays)
+            compiled = False
+        else:
+            # Compiled, the residuals cross a jit boundary to reach the backward: storing
+            # every intermediate costs memory traffic that recomputing cheap operations
+            # does not (2x faster at N=1e6, elementwise). Results of matrix products are kept.
+            compiled = _jit.tracing()
+            out, pullback, aux = _core.reverse(fn, arrays, _save_real_dots if compiled else None)
+        out_avals = tuple((tuple(o.shape), o.dtype) for o in out)
+        vjp_fn = _core.VjpFn.from_pullback(
+            pullback, seen["out"], out_avals, self.in_structures, compiled
+        )
+        return _with_aux((seen["out"].unflatten(out), vjp_fn), self.has_aux, seen, aux)
+
+
+class _Repull:
+    """A pullback that linearizes ``fn`` when it is applied (``vjp_fn`` of a ``vjp`` taken
+    inside ``no_grad``); equal to another for the same ``fn``, so ``vjp_fn`` stays a pytree."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, *primals_and_cts: Any) -> Any:
+        *primals, cts = primals_and_cts
+        return _core.reverse(self.fn, primals)[1](cts)
 
 
 # -- jvp ----------------------------------------------------------------------------------------
@@ -186,12 +205,8 @@ def _vjp_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tu
 
 def _check_jvp_pair(primal: Any, tangent: Any) -> Any:
     """torch's ``make_dual`` checks, in torch's order; returns the tangent cast to the primal."""
-    for what, t in (("primal", primal), ("tangent", tangent)):
-        if not _checks.is_inexact(t):
-            raise ValueError(
-                f"Expected {what} to be floating point or complex, but got: "
-                f"{_checks.torch_dtype(t.dtype)}"
-            )
+    _checks.check_forward_primal(primal, "primal")
+    _checks.check_forward_primal(tangent, "tangent")
     if tuple(tangent.shape) != tuple(primal.shape):
         raise RuntimeError(
             "Trying to set a forward gradient that has a different size than that of the "
@@ -216,7 +231,7 @@ def _jvp_inputs(primals: Any, tangents: Any) -> tuple[list[Any], list[Any], _tre
         )
     flat_p, p_struct = _tree.flatten_structure(primals)
     flat_t, t_struct = _tree.flatten_structure(tangents)
-    if p_struct != t_struct:  # torch compares dict key order too
+    if not _tree.matches(p_struct, t_struct):
         raise RuntimeError(
             f"{_JVP}: Expected primals and tangents to have the same python structure. For "
             "example, if primals is a tuple of 3 tensors, tangents also must be. Got primals "
@@ -274,24 +289,32 @@ def jvp(
     """
     _checks.check_callable(func, "jvp")
     flat_p, flat_t, struct = _jvp_inputs(primals, tangents)
-    return _cache.call(func, _jvp_program, (struct, strict, has_aux), (flat_p, flat_t))
+    program = _Jvp(structure=struct, strict=strict, has_aux=has_aux)
+    return _core.call(func, program, (flat_p, flat_t))
 
 
-@_cache.eager_first
-def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[Any, ...]:
-    struct, strict, has_aux = static
-    flat_p, flat_t = arrays
-    seen: dict[str, Any] = {}
-    fn = _flat_fn(func, lambda flat: struct.unflatten(list(flat)), _JVP, has_aux, seen)
-    if strict:
-        deps = _strict.output_dependencies(lambda *p: fn(*p)[0], flat_p, honor_no_grad=False)
-        if any(d == 0 for d in deps):
-            raise RuntimeError(
-                "jvp(f, primals, tangents, strict=True): The output of f is independent of the "
-                "inputs. This is not allowed with strict=True."
-            )
-    out, tan, aux = _core.forward(fn, flat_p, flat_t, honor_no_grad=False)
-    return _with_aux((seen["out"].unflatten(out), seen["out"].unflatten(tan)), has_aux, seen, aux)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Jvp(_jit.Program):
+    structure: _tree.Structure
+    strict: bool
+    has_aux: bool
+    eager_first = True
+
+    def __call__(self, func: Callable[..., Any], arrays: Any) -> tuple[Any, ...]:
+        flat_p, flat_t = arrays
+        seen: dict[str, Any] = {}
+        unflatten = lambda flat: self.structure.unflatten(list(flat))
+        fn = _flat_fn(func, unflatten, _JVP, self.has_aux, seen)
+        if self.strict:
+            deps = _strict.output_dependencies(lambda *p: fn(*p)[0], flat_p, honor_no_grad=False)
+            if any(d == 0 for d in deps):
+                raise RuntimeError(
+                    "jvp(f, primals, tangents, strict=True): The output of f is independent of "
+                    "the inputs. This is not allowed with strict=True."
+                )
+        out, tan, aux = _core.forward(fn, flat_p, flat_t, honor_no_grad=False)
+        result = (seen["out"].unflatten(out), seen["out"].unflatten(tan))
+        return _with_aux(result, self.has_aux, seen, aux)
 
 
 # -- grad / grad_and_value -------------------------------------------------------------------
@@ -320,7 +343,7 @@ def grad_and_value(
     """
     _checks.check_callable(func, "grad_and_value")
 
-    @_wraps(func, grad_and_value, argnums, has_aux)
+    @_core.wraps(func, _GradAndValueTransform(argnums=argnums, has_aux=has_aux))
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return _grad_call(func, argnums, has_aux, args, kwargs, with_value=True)
 
@@ -357,11 +380,26 @@ def grad(
     """
     _checks.check_callable(func, "grad")
 
-    @_wraps(func, grad, argnums, has_aux)
+    @_core.wraps(func, _GradTransform(argnums=argnums, has_aux=has_aux))
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return _grad_call(func, argnums, has_aux, args, kwargs, with_value=False)
 
     return wrapper
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _GradTransform(_jit.Transform):
+    argnums: Any
+    has_aux: Any
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _GradAndValueTransform(_GradTransform):
+    pass
+
+
+_GradTransform.make = grad
+_GradAndValueTransform.make = grad_and_value
 
 
 def _grad_call(
@@ -375,21 +413,30 @@ def _grad_call(
     argnums = _checks.normalize_argnums(argnums, len(args))
     _checks.check_primal_leaves(_checks.slice_argnums(args, argnums))
     arrays, desc = _core.split_arrays((args, kwargs))
-    return _cache.call(func, _grad_program, (desc, argnums, has_aux, with_value), arrays)
+    program = _Grad(desc=desc, argnums=argnums, has_aux=has_aux, with_value=with_value)
+    return _core.call(func, program, arrays)
 
 
-@_cache.eager_first
-def _grad_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> Any:
-    desc, argnums, has_aux, with_value = static
-    args, kwargs = _core.merge_arrays(desc, arrays)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Grad(_jit.Program):
+    desc: _core.CallDesc
+    argnums: int | tuple[int, ...]
+    has_aux: bool
+    with_value: bool
+    eager_first = True
+
+    def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> Any:
+        return _grad_run(func, self, arrays)
+
+
+def _grad_run(func: Callable[..., Any], p: _Grad, arrays: list[Any]) -> Any:
+    argnums, has_aux, with_value = p.argnums, p.has_aux, p.with_value
+    args, kwargs = _core.merge_arrays(p.desc, arrays)
     diff_flat, diff_struct = _tree.flatten_structure(_checks.slice_argnums(args, argnums))
 
     def fn(*flat: Any) -> tuple[list[Any], Any]:
         new_args = _checks.replace_argnums(args, argnums, diff_struct.unflatten(list(flat)))
-        out = func(*new_args, **kwargs)
-        aux = None
-        if has_aux:
-            out, aux = _checks.check_has_aux_output(out, _GRAD)
+        out, aux = _split_aux(func(*new_args, **kwargs), has_aux, _GRAD)
         if not _checks.is_tensor(out):
             raise RuntimeError(f"{_GRAD}: Expected f(*args) to return a Tensor, got {type(out)}")
         if out.ndim != 0:
@@ -397,16 +444,10 @@ def _grad_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> A
                 f"{_GRAD}: Expected f(*args) to return a scalar Tensor, got tensor with "
                 f"{out.ndim} dims. Maybe you wanted to use the vjp or jacrev APIs instead?"
             )
-        if _checks.is_complex(out):
-            raise RuntimeError(
-                "grad can be implicitly created only for real scalar outputs but got "
-                f"{_checks.torch_dtype(out.dtype)}"
-            )
+        _checks.check_real_implicit_grad(out.dtype)
         out = _checks.to_array(out)
         if has_aux:
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
+            aux = _flat_aux(aux, seen)
         return ([out] if _checks.is_inexact(out) else []), (out, aux)
 
     seen: dict[str, Any] = {}
@@ -445,14 +486,14 @@ def jacrev(
     if not (chunk_size is None or chunk_size > 0):
         raise ValueError("jacrev: `chunk_size` should be greater than 0.")
 
-    @_wraps(func, _jacrev_positional, argnums, has_aux, chunk_size)
+    @_core.wraps(func, _JacrevTransform(argnums=argnums, has_aux=has_aux, chunk_size=chunk_size))
     def wrapper(*args: Any) -> Any:
         _checks.check_real("jacrev", args, is_input=True)
         argnums_ = _checks.normalize_argnums(argnums, len(args))
         _checks.check_primal_leaves(_checks.slice_argnums(args, argnums_))
         arrays, desc = _core.split_arrays(args)
-        static = (desc, argnums_, has_aux, chunk_size)
-        return _cache.call(func, _jacrev_program, static, arrays)
+        program = _Jacrev(desc=desc, argnums=argnums_, has_aux=has_aux, chunk_size=chunk_size)
+        return _core.call(func, program, arrays)
 
     return wrapper
 
@@ -464,8 +505,14 @@ def _replacing(
     return lambda flat: _checks.replace_argnums(args, argnums, diff_struct.unflatten(list(flat)))
 
 
-def _jacrev_positional(func: Any, argnums: Any, has_aux: bool, chunk_size: Any) -> Any:
-    return jacrev(func, argnums, has_aux=has_aux, chunk_size=chunk_size)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _JacrevTransform(_jit.Transform):
+    argnums: Any
+    has_aux: Any
+    chunk_size: Any
+
+
+_JacrevTransform.make = jacrev
 
 
 def _jac_structure(
@@ -476,9 +523,20 @@ def _jac_structure(
     return out_struct.unflatten([in_struct.unflatten(row) for row in jac])
 
 
-def _jacrev_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> Any:
-    desc, argnums, has_aux, chunk_size = static
-    args = _core.merge_arrays(desc, arrays)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Jacrev(_jit.Program):
+    desc: _core.CallDesc
+    argnums: int | tuple[int, ...]
+    has_aux: bool
+    chunk_size: int | None
+
+    def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> Any:
+        return _jacrev_run(func, self, arrays)
+
+
+def _jacrev_run(func: Callable[..., Any], p: _Jacrev, arrays: list[Any]) -> Any:
+    argnums, has_aux, chunk_size = p.argnums, p.has_aux, p.chunk_size
+    args = _core.merge_arrays(p.desc, arrays)
     diff_flat, diff_struct = _tree.flatten_structure(_checks.slice_argnums(args, argnums))
     seen: dict[str, Any] = {}
 
@@ -514,9 +572,9 @@ def jacfwd(
     """
     _checks.check_callable(func, "jacfwd")
 
-    @_wraps(func, jacfwd, argnums, has_aux, randomness)
+    @_core.wraps(func, _JacfwdTransform(argnums=argnums, has_aux=has_aux, randomness=randomness))
     def wrapper(*args: Any) -> Any:
-        _check_randomness(randomness)
+        _checks.check_randomness(randomness)
         _checks.check_real("jacfwd", args, is_input=True)
         argnums_ = _checks.normalize_argnums(argnums, len(args))
         for leaf in _tree.leaves(_checks.slice_argnums(args, argnums_)):
@@ -526,14 +584,35 @@ def jacfwd(
                 )
             _check_jvp_pair(leaf, leaf)
         arrays, desc = _core.split_arrays(args)
-        return _cache.call(func, _jacfwd_program, (desc, argnums_, has_aux), arrays)
+        program = _Jacfwd(desc=desc, argnums=argnums_, has_aux=has_aux)
+        return _core.call(func, program, arrays)
 
     return wrapper
 
 
-def _jacfwd_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> Any:
-    desc, argnums, has_aux = static
-    args = _core.merge_arrays(desc, arrays)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _JacfwdTransform(_jit.Transform):
+    argnums: Any
+    has_aux: Any
+    randomness: Any
+
+
+_JacfwdTransform.make = jacfwd
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Jacfwd(_jit.Program):
+    desc: _core.CallDesc
+    argnums: int | tuple[int, ...]
+    has_aux: bool
+
+    def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> Any:
+        return _jacfwd_run(func, self, arrays)
+
+
+def _jacfwd_run(func: Callable[..., Any], p: _Jacfwd, arrays: list[Any]) -> Any:
+    argnums, has_aux = p.argnums, p.has_aux
+    args = _core.merge_arrays(p.desc, arrays)
     diff_flat, diff_struct = _tree.flatten_structure(_checks.slice_argnums(args, argnums))
     seen: dict[str, Any] = {}
 
@@ -566,7 +645,7 @@ def hessian(
     ``(hessian, aux)``).
     """
     inner = jacrev(func, argnums, has_aux=has_aux)
-    return jacfwd(inner, argnums, has_aux)
+    return jacfwd(inner, argnums, has_aux=has_aux)
 
 
 # -- linearize ------------------------------------------------------------------------------
@@ -579,7 +658,7 @@ class LinearizeMeta:
         self.in_structure = in_structure
         self.in_avals = in_avals
         self.out_desc = out_desc  # the output's structure and non-array leaves
-        self.compiled = _cache.tracing()
+        self.compiled = _jit.tracing()
 
 
 class JvpFn:
@@ -603,7 +682,7 @@ class JvpFn:
     def __call__(self, *tangents: Any) -> Any:
         meta = self._meta
         flat, struct = _tree.flatten_structure(tangents)
-        if struct != meta.in_structure:  # torch compares dict key order too
+        if not _tree.matches(struct, meta.in_structure):
             primals = meta.in_structure.unflatten([0] * meta.in_structure.num_leaves)
             raise RuntimeError(
                 f"Expected the tangents {_tree.treespec_repr(tangents)} to have the same "
@@ -626,7 +705,7 @@ class JvpFn:
         return _core.merge_arrays(meta.out_desc, out)
 
 
-_cache.PYTREE_CALLABLES.add(JvpFn)
+_jit.PYTREE_CALLABLES.add(JvpFn)
 jax.tree_util.register_pytree_node(
     JvpFn,
     lambda f: ((f._lin,), f._meta),
@@ -663,260 +742,33 @@ def linearize(func: Callable[..., Any], *primals: Any, has_aux: bool = False) ->
             )
         _check_jvp_pair(leaf, leaf)
     arrays = [_checks.to_array(x) for x in flat]
-    return _cache.call(func, _linearize_program, (struct, has_aux), arrays)
+    return _core.call(func, _Linearize(structure=struct, has_aux=has_aux), arrays)
 
 
-@_cache.eager_first
-def _linearize_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> tuple[Any, ...]:
-    struct, has_aux = static
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Linearize(_jit.Program):
+    structure: _tree.Structure
+    has_aux: bool
+    eager_first = True
+
+    def __call__(self, func: Callable[..., Any], arrays: list[Any]) -> tuple[Any, ...]:
+        return _linearize_run(func, self.structure, self.has_aux, arrays)
+
+
+def _linearize_run(
+    func: Callable[..., Any], struct: _tree.Structure, has_aux: bool, arrays: list[Any]
+) -> tuple[Any, ...]:
     seen: dict[str, Any] = {}
-    api = "linearize(f, *primals)"
 
     def fn(*flat: Any) -> tuple[list[Any], Any]:
         # torch's linearize checks nothing about the output: non-tensor leaves (None,
         # numbers) come back as they are, from the call and from jvp_fn.
-        out = func(*struct.unflatten(list(flat)))
-        aux = None
+        out, aux = _split_aux(func(*struct.unflatten(list(flat))), has_aux, _LINEARIZE)
         if has_aux:
-            out, aux = _checks.check_has_aux_output(out, api)
-            _checks.check_aux(aux)
-            aux_flat, seen["aux"] = _tree.flatten_structure(aux)
-            aux = [_checks.to_array(a) for a in aux_flat]
+            aux = _flat_aux(aux, seen)
         arrays_out, seen["out"] = _core.split_arrays(out)
         return arrays_out, aux
 
     out, lin, aux = jax.linearize(fn, *arrays, has_aux=True)
     meta = LinearizeMeta(struct, tuple((tuple(a.shape), a.dtype) for a in arrays), seen["out"])
     return _with_aux((_core.merge_arrays(seen["out"], out), JvpFn(lin, meta)), has_aux, seen, aux)
-
-
-# -- vmap -----------------------------------------------------------------------------------
-
-
-def _check_randomness(randomness: str) -> None:
-    if randomness not in ("error", "different", "same"):
-        raise RuntimeError(
-            "Only allowed values for randomness are 'error', 'different', or 'same'. "
-            f"Got {randomness}"
-        )
-
-
-def vmap(
-    func: Callable[..., Any],
-    in_dims: Any = 0,
-    out_dims: Any = 0,
-    randomness: str = "error",
-    *,
-    chunk_size: int | None = None,
-) -> Callable[..., Any]:
-    """Vectorizing map with torch's ``in_dims``/``out_dims`` rules and checks.
-
-    Keyword arguments are passed through unbatched; unbatched outputs are broadcast along
-    the mapped dimension; ``chunk_size`` maps that many elements at a time.
-
-    >>> import jax.numpy as jnp, jaxfunc
-    >>> jaxfunc.func.vmap(jnp.dot)(jnp.ones((2, 3)), jnp.ones((2, 3)))
-    Array([3., 3.], dtype=float32)
-
-    Differences from torch: ``randomness`` is only validated (jnp code has no global RNG;
-    pass keys explicitly).
-    """
-    _checks.check_callable(func, "vmap")
-    _check_randomness(randomness)
-    if not (chunk_size is None or chunk_size > 0):
-        raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
-
-    @_wraps(func, _vmap_positional, in_dims, out_dims, randomness, chunk_size)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if randomness == "error":
-            _warnings.random_error(func)
-        flat_dims, batch_size = _vmap_check_inputs(func, in_dims, out_dims, args)
-        arrays, desc = _core.split_arrays((args, kwargs))
-        static = (desc, tuple(flat_dims), batch_size, out_dims, chunk_size)
-        return _cache.call(func, _vmap_program, static, arrays)
-
-    return wrapper
-
-
-def _vmap_positional(func: Any, in_dims: Any, out_dims: Any, randomness: str, chunk: Any) -> Any:
-    return vmap(func, in_dims, out_dims, randomness, chunk_size=chunk)
-
-
-def _vmap_check_inputs(
-    func: Callable[..., Any], in_dims: Any, out_dims: Any, args: tuple[Any, ...]
-) -> tuple[list[int | None], int]:
-    name = _checks.func_name(func)
-    _check_out_dims(func, out_dims)
-    if not isinstance(in_dims, (int, tuple)):
-        raise ValueError(
-            f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): expected `in_dims` to be int or a "
-            "(potentially nested) tuple matching the structure of inputs, got: "
-            f"{type(in_dims)}."
-        )
-    if len(args) == 0:
-        raise ValueError(
-            f"vmap({name})(<inputs>): got no inputs. Maybe you forgot to add inputs, or you are "
-            "trying to vmap over a function with no inputs. The latter is unsupported."
-        )
-    flat_args, _args_def = _tree.flatten(args)
-    flat_dims = _broadcast_prefix(in_dims, args)
-    if flat_dims is None:
-        raise ValueError(
-            f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): in_dims is not compatible with the "
-            f"structure of `inputs`. in_dims has structure {_tree.treespec_repr(in_dims)} but "
-            f"inputs has structure {_tree.treespec_repr(args)}."
-        )
-    for i, (arg, dim) in enumerate(zip(flat_args, flat_dims)):
-        if not isinstance(dim, int) and dim is not None:
-            raise ValueError(
-                f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): Got in_dim={dim} for an input "
-                "but in_dim must be either an integer dimension or None."
-            )
-        if isinstance(dim, int) and not _checks.is_tensor(arg):
-            raise ValueError(
-                f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): Got in_dim={dim} for an input "
-                f"but the input is of type {type(arg)}. We cannot vmap over non-Tensor "
-                "arguments, please use None as the respective in_dim"
-            )
-        if dim is not None:
-            ndim = len(arg.shape)
-            if dim < -ndim or dim >= ndim:
-                raise ValueError(
-                    f"vmap({name}, in_dims={in_dims}, ...)(<inputs>): Got in_dim={dim} for some "
-                    f"input, but that input is a Tensor of dimensionality {ndim} so expected "
-                    f"in_dim to satisfy -{ndim} <= in_dim < {ndim}."
-                )
-            flat_dims[i] = dim % ndim
-    sizes = [arg.shape[d] for arg, d in zip(flat_args, flat_dims) if d is not None]
-    if not sizes:
-        raise ValueError("vmap: Expected at least one Tensor to vmap over")
-    if any(s != sizes[0] for s in sizes):
-        raise ValueError(
-            "vmap: Expected all tensors to have the same size in the mapped dimension, got "
-            f"sizes {sizes} for the mapped dimension"
-        )
-    return flat_dims, sizes[0]
-
-
-def _broadcast_prefix(prefix: Any, tree: Any) -> list[Any] | None:
-    """torch's ``_broadcast_to_and_flatten``: expand an int/None prefix over ``tree``'s leaves."""
-    if prefix is None or isinstance(prefix, int):
-        return [prefix] * len(_tree.leaves(tree))
-    if isinstance(prefix, (tuple, list)):
-        if type(prefix) is not type(tree) and not (
-            isinstance(prefix, tuple) and isinstance(tree, tuple)
-        ):
-            return None
-        if len(prefix) != len(tree):
-            return None
-        out: list[Any] = []
-        for p, t in zip(prefix, tree):
-            sub = _broadcast_prefix(p, t)
-            if sub is None:
-                return None
-            out.extend(sub)
-        return out
-    if isinstance(prefix, dict):
-        if not isinstance(tree, dict) or set(prefix) != set(tree):
-            return None
-        out = []
-        for k in sorted(tree):
-            sub = _broadcast_prefix(prefix[k], tree[k])
-            if sub is None:
-                return None
-            out.extend(sub)
-        return out
-    return [prefix] * len(_tree.leaves(tree))
-
-
-def _check_out_dims(func: Callable[..., Any], out_dims: Any) -> None:
-    if isinstance(out_dims, int):
-        return
-    for leaf in _tree.leaves(out_dims):
-        if leaf is not None and not isinstance(leaf, int):
-            raise ValueError(
-                f"vmap({_checks.func_name(func)}, ..., out_dims={out_dims}): `out_dims` must be "
-                "an int, None or a python collection of ints representing where in the outputs "
-                "the vmapped dimension should appear."
-            )
-
-
-def _vmap_program(func: Callable[..., Any], static: Any, arrays: list[Any]) -> Any:
-    desc, flat_dims, batch_size, out_dims, chunk_size = static
-    args, kwargs = _core.merge_arrays(desc, arrays)
-    flat_args, args_struct = _tree.flatten_structure(args)
-    name = _checks.func_name(func)
-    mapped = [i for i, d in enumerate(flat_dims) if d is not None]
-    in_axes = tuple(flat_dims[i] for i in mapped)
-    seen: dict[str, Any] = {}
-
-    def body(*batched: Any) -> list[Any]:
-        leaves = list(flat_args)
-        for i, b in zip(mapped, batched):
-            leaves[i] = b
-        out = func(*args_struct.unflatten(leaves), **kwargs)
-        flat_out, seen["out"] = _tree.flatten_structure(out)
-        dims = _out_dims_for(func, out_dims, out, len(flat_out))
-        for o, d in zip(flat_out, dims):
-            if d is not None and not _checks.is_tensor(o):
-                raise ValueError(
-                    f"vmap({name}, ...): `{name}` must only return Tensors, got type {type(o)}. "
-                    "Did you mean to set out_dims= to None for output?"
-                )
-            if d is not None and not -(o.ndim + 1) <= d <= o.ndim:
-                raise IndexError(
-                    "Dimension out of range (expected to be in range of "
-                    f"[{-(o.ndim + 1)}, {o.ndim}], but got {d})"
-                )
-        seen["dims"] = dims
-        return [_checks.to_array(o) if _checks.is_tensor(o) else o for o in flat_out]
-
-    def run(batched: list[Any]) -> list[Any]:
-        # Trace once to learn the output structure (and check it), then map for real.
-        jax.eval_shape(jax.vmap(body, in_axes=in_axes, out_axes=0), *batched)
-        try:
-            return jax.vmap(body, in_axes=in_axes, out_axes=list(seen["dims"]))(*batched)
-        except ValueError as e:
-            if "got axis spec None but output was batched" not in str(e):
-                raise
-            raise ValueError(
-                f"vmap({name}, ...): `{name}` can not return a BatchedTensor when out_dim is None"
-            ) from None
-
-    batched = [flat_args[i] for i in mapped]
-    if chunk_size is None or chunk_size >= batch_size:
-        flat_out = run(batched)
-        return seen["out"].unflatten(flat_out)
-    parts = []
-    for start in range(0, batch_size, chunk_size):
-        stop = min(start + chunk_size, batch_size)
-        parts.append(
-            run([jax.lax.slice_in_dim(b, start, stop, axis=d) for b, d in zip(batched, in_axes)])
-        )
-    flat_out = [
-        cols[0] if d is None else jnp.concatenate(cols, axis=d % jnp.ndim(cols[0]))
-        for cols, d in zip(zip(*parts), seen["dims"])
-    ]
-    return seen["out"].unflatten(flat_out)
-
-
-def _out_dims_for(func: Callable[..., Any], out_dims: Any, out: Any, n: int) -> list[Any]:
-    name = _checks.func_name(func)
-
-    def incompatible() -> ValueError:
-        return ValueError(
-            f"vmap({name}, ..., out_dims={out_dims})(<inputs>): out_dims is not compatible with "
-            f"the structure of `outputs`. out_dims has structure {_tree.treespec_repr(out_dims)} "
-            f"but outputs has structure {_tree.treespec_repr(out)}."
-        )
-
-    if _checks.is_tensor(out) or not isinstance(out, (tuple, list, dict)):
-        if isinstance(out_dims, int) or out_dims is None:
-            return [out_dims]
-        if isinstance(out_dims, tuple) and len(out_dims) == 1:
-            return list(out_dims)
-        raise incompatible()
-    dims = _broadcast_prefix(out_dims, out)
-    if dims is None or len(dims) != n:
-        raise incompatible()
-    return dims

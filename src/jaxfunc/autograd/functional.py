@@ -9,13 +9,14 @@ analysis of the traced program (``_strict``), so it also works under ``jax.jit``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from .. import _cache, _checks, _core, _strict
+from .. import _checks, _compat, _core, _jit, _strict
 
 __all__ = ["hessian", "hvp", "jacobian", "jvp", "vhp", "vjp"]
 
@@ -26,7 +27,7 @@ _OUTPUTS = "outputs of the user-provided function"
 
 
 def _inputs(inputs: Any, fn_name: str) -> tuple[bool, list[Any]]:
-    if type(inputs) is _checks.ArrayImpl and _checks.is_inexact(inputs):  # the common case
+    if type(inputs) is _compat.ArrayImpl and _checks.is_inexact(inputs):  # the common case
         return False, [inputs]
     is_tuple, xs = _checks.as_tuple(inputs, "inputs", fn_name)
     _checks.require_grad_dtypes(xs)
@@ -42,20 +43,19 @@ def _finish(result: Any, create_graph: bool) -> Any:
     return result if create_graph else _core.detach(result)
 
 
-def _call_outputs(func: Callable[..., Any], fn_name: str, seen: dict[str, Any]) -> Callable:
-    """``func`` as a flat function: outputs tuple-ified and checked, inexact ones differentiated."""
+def _call_outputs(
+    func: Callable[..., Any], fn_name: str, seen: dict[str, Any], arg_name: str = _OUTPUTS
+) -> Callable:
+    """``func`` as a flat function: outputs tuple-ified and checked (``arg_name`` and
+    ``fn_name`` name them in torch's message), inexact ones differentiated."""
 
     def fn(*xs: Any) -> tuple[list[Any], list[Any]]:
-        is_tuple, outs = _checks.as_tuple(func(*xs), _OUTPUTS, fn_name)
+        is_tuple, outs = _checks.as_tuple(func(*xs), arg_name, fn_name)
         outs = [_checks.to_array(o) for o in outs]
         seen["is_tuple"] = is_tuple
         return [o for o in outs if _checks.is_inexact(o)], outs
 
     return fn
-
-
-def _diff_fn(fn: Callable[..., Any]) -> Callable[..., list[Any]]:
-    return lambda *xs: fn(*xs)[0]
 
 
 class _Deps:
@@ -111,11 +111,7 @@ def _v_none_scalar_output(outs: Sequence[Any]) -> list[Any]:
             "The vector v can only be None if the user-provided function returns a single Tensor "
             "with a single element."
         )
-    if _checks.is_complex(outs[0]):
-        raise RuntimeError(
-            "grad can be implicitly created only for real scalar outputs but got "
-            f"{_checks.torch_dtype(outs[0].dtype)}"
-        )
+    _checks.check_real_implicit_grad(outs[0].dtype)
     return [jnp.ones_like(outs[0])]
 
 
@@ -127,11 +123,7 @@ def _v_for_inputs(v: Any, xs: Sequence[Any], is_tuple: bool, fn_name: str) -> li
                 "The vector v can only be None if the input to the user-provided function is a "
                 "single Tensor with a single element."
             )
-        if _checks.is_complex(xs[0]):  # torch's implicit ones are real-only
-            raise RuntimeError(
-                "grad can be implicitly created only for real scalar outputs but got "
-                f"{_checks.torch_dtype(xs[0].dtype)}"
-            )
+        _checks.check_real_implicit_grad(xs[0].dtype)  # torch's implicit ones are real-only
         return [jnp.ones_like(xs[0])]
     _, vs = _checks.as_tuple(v, "v", fn_name)
     _checks.validate_v(vs, tuple(xs), is_tuple)
@@ -172,8 +164,8 @@ def vjp(
     _checks.check_callable(func, "vjp")
     is_tuple, xs = _inputs(inputs, "vjp")
     v_arrays, v_desc = _split_v(v)
-    static = (is_tuple, v_desc, create_graph, strict)
-    return _cache.call(func, _vjp_program, static, (xs, v_arrays))
+    program = _Vjp(is_tuple=is_tuple, v_desc=v_desc, create_graph=create_graph, strict=strict)
+    return _core.call(func, program, (xs, v_arrays))
 
 
 def _cotangents_for_outputs(v: Any, outs: Sequence[Any], is_out_tuple: bool) -> list[Any]:
@@ -191,9 +183,20 @@ def _cotangents_for_outputs(v: Any, outs: Sequence[Any], is_out_tuple: bool) -> 
     return cts
 
 
-@_cache.eager_first
-def _vjp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[Any, Any]:
-    is_tuple, v_desc, create_graph, strict = static
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Vjp(_jit.Program):
+    is_tuple: bool
+    v_desc: _core.CallDesc | None
+    create_graph: bool
+    strict: bool
+    eager_first = True
+
+    def __call__(self, func: Callable[..., Any], arrays: Any) -> tuple[Any, Any]:
+        return _vjp_run(func, self, arrays)
+
+
+def _vjp_run(func: Callable[..., Any], p: _Vjp, arrays: Any) -> tuple[Any, Any]:
+    is_tuple, v_desc, create_graph, strict = p.is_tuple, p.v_desc, p.create_graph, p.strict
     xs, v_arrays = arrays
     v = None if v_desc is None else _core.merge_arrays(v_desc, v_arrays)
     seen: dict[str, Any] = {}
@@ -247,12 +250,22 @@ def jvp(
     _checks.check_callable(func, "jvp")
     is_tuple, xs = _inputs(inputs, "jvp")
     vs = _v_for_inputs(v, xs, is_tuple, "jvp")
-    return _cache.call(func, _jvp_program, (create_graph, strict), (xs, vs))
+    return _core.call(func, _Jvp(create_graph=create_graph, strict=strict), (xs, vs))
 
 
-@_cache.eager_first
-def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[Any, Any]:
-    create_graph, strict = static
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Jvp(_jit.Program):
+    create_graph: bool
+    strict: bool
+    eager_first = True
+
+    def __call__(self, func: Callable[..., Any], arrays: Any) -> tuple[Any, Any]:
+        return _jvp_run(func, self.create_graph, self.strict, arrays)
+
+
+def _jvp_run(
+    func: Callable[..., Any], create_graph: bool, strict: bool, arrays: Any
+) -> tuple[Any, Any]:
     xs, vs = arrays
     seen: dict[str, Any] = {}
     fn = _call_outputs(func, "jvp", seen)
@@ -278,7 +291,11 @@ def _jvp_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[An
 
 def _integer_outputs_cannot_require_grad(fn: Callable[..., Any], xs: Sequence[Any]) -> None:
     """torch's double-backward trick makes ``zeros_like(out, requires_grad=True)``."""
-    for o in jax.eval_shape(lambda *a: fn(*a)[1], *xs):
+    try:
+        outs = jax.eval_shape(lambda *a: fn(*a)[1], *xs)
+    except _compat.CONCRETIZATION_ERRORS:  # Python control flow on values: run it
+        outs = fn(*xs)[1]
+    for o in outs:
         if not jnp.issubdtype(o.dtype, jnp.inexact):
             raise RuntimeError(
                 "Only Tensors of floating point and complex dtype can require gradients"
@@ -356,50 +373,52 @@ def jacobian(
         is_tuple, xs = _checks.as_tuple(inputs, "inputs", "jacobian")
         _forward_needs_vectorize(vectorize)
         for x in xs:
-            _forward_primal_dtype(x)
+            _checks.check_forward_primal(x)
         xs = [_checks.to_array(x) for x in xs]
     else:
         is_tuple, xs = _inputs(inputs, "jacobian")
-    static = (is_tuple, create_graph, strict, forward_mode, bool(vectorize))
-    return _cache.call(func, _jacobian_program, static, xs)
+    program = _Jacobian(
+        is_tuple=is_tuple,
+        create_graph=create_graph,
+        strict=strict,
+        forward_mode=forward_mode,
+        vectorize=bool(vectorize),
+    )
+    return _core.call(func, program, xs)
 
 
-def _forward_primal_dtype(x: Any) -> None:
-    if not _checks.is_inexact(x):
-        raise ValueError(
-            "Expected primal to be floating point or complex, but got: "
-            f"{_checks.torch_dtype(x.dtype)}"
-        )
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Jacobian(_jit.Program):
+    is_tuple: bool
+    create_graph: bool
+    strict: bool
+    forward_mode: bool
+    vectorize: bool
+
+    def __call__(self, func: Callable[..., Any], xs: list[Any]) -> Any:
+        return _jacobian_run(func, self, xs)
 
 
-def _jacobian_program(func: Callable[..., Any], static: Any, xs: list[Any]) -> Any:
-    is_tuple, create_graph, strict, forward_mode, vectorize = static
+def _jacobian_run(func: Callable[..., Any], p: _Jacobian, xs: list[Any]) -> Any:
+    is_tuple, create_graph, strict, vectorize = p.is_tuple, p.create_graph, p.strict, p.vectorize
     seen: dict[str, Any] = {}
-    if forward_mode:
-        fn = _forward_outputs(func, seen)
+    if p.forward_mode:
+        fn = _call_outputs(func, "None", seen, arg_name="outputs")
         outs_all = fn(*xs)[1]
 
         def push(*t: Any) -> list[Any]:
             return _all_output_tangents(outs_all, _core.forward(fn, xs, t, False)[1])
 
         jac = _core.jacobian_forward(push, outs_all, xs)
-        # torch builds lists here (its _jacfwd), and _tuple_postprocess unwraps only
-        # the levels that were not tuples: the quirk is kept so code ports unchanged.
-        rows = [list(r) for r in jac]
-        if not is_tuple:
-            rows = tuple(r[0] for r in rows)
-        return _finish(rows if seen["is_tuple"] else rows[0], create_graph)
+        return _finish(_forward_rows(jac, is_tuple, seen["is_tuple"]), create_graph)
     fn = _call_outputs(func, "jacobian", seen)
     _diff_outs, pullback, outs = _core.reverse(fn, xs)
     deps = _Deps(fn, xs) if strict else None
     if deps:
         deps.check_outputs()
     for o in outs:
-        if _checks.is_complex(o) and not vectorize:  # torch's per-element backward loop
-            raise RuntimeError(
-                "grad can be implicitly created only for real scalar outputs but got "
-                f"{_checks.torch_dtype(o.dtype)}"
-            )
+        if not vectorize:  # torch's per-element backward loop
+            _checks.check_real_implicit_grad(o.dtype)
     jac = _jacobian_rows(pullback, outs, xs)
     if deps:
 
@@ -412,14 +431,14 @@ def _jacobian_program(func: Callable[..., Any], static: Any, xs: list[Any]) -> A
     return _finish(_post(nested, seen["is_tuple"]), create_graph)
 
 
-def _forward_outputs(func: Callable[..., Any], seen: dict[str, Any]) -> Callable[..., Any]:
-    def fn(*xs: Any) -> tuple[list[Any], list[Any]]:
-        is_tuple, outs = _checks.as_tuple(func(*xs), "outputs", "None")
-        outs = [_checks.to_array(o) for o in outs]
-        seen["is_tuple"] = is_tuple
-        return [o for o in outs if _checks.is_inexact(o)], outs
-
-    return fn
+def _forward_rows(jac: list[list[Any]], is_in_tuple: bool, is_out_tuple: bool) -> Any:
+    """torch's forward-mode structure: its ``_jacfwd`` builds lists, and
+    ``_tuple_postprocess`` unwraps only the levels that were not tuples (the quirk is kept
+    so code ports unchanged)."""
+    rows: Any = [list(r) for r in jac]
+    if not is_in_tuple:
+        rows = tuple(r[0] for r in rows)
+    return rows if is_out_tuple else rows[0]
 
 
 def _jacobian_rows(pullback: Any, outs: Sequence[Any], xs: Sequence[Any]) -> list[list[Any]]:
@@ -524,11 +543,7 @@ def _check_jacobian_of_inputs(
 
 def _check_complex_second_order(xs: Sequence[Any], outs: Sequence[Any]) -> None:
     for a in list(outs) + list(xs):
-        if _checks.is_complex(a):
-            raise RuntimeError(
-                "grad can be implicitly created only for real scalar outputs but got "
-                f"{_checks.torch_dtype(a.dtype)}"
-            )
+        _checks.check_real_implicit_grad(a.dtype)
 
 
 def hessian(
@@ -562,12 +577,30 @@ def hessian(
         _forward_needs_vectorize(vectorize)
     _checks.require_grad_dtypes(xs)
     xs = [_checks.to_array(x) for x in xs]
-    static = (is_tuple, create_graph, strict, forward_mode)
-    return _cache.call(func, _hessian_program, static, xs)
+    program = _Hessian(
+        is_tuple=is_tuple, create_graph=create_graph, strict=strict, forward_mode=forward_mode
+    )
+    return _core.call(func, program, xs)
 
 
-def _hessian_program(func: Callable[..., Any], static: Any, xs: list[Any]) -> Any:
-    is_tuple, create_graph, strict, forward_mode = static
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Hessian(_jit.Program):
+    is_tuple: bool
+    create_graph: bool
+    strict: bool
+    forward_mode: bool
+
+    def __call__(self, func: Callable[..., Any], xs: list[Any]) -> Any:
+        return _hessian_run(func, self, xs)
+
+
+def _hessian_run(func: Callable[..., Any], p: _Hessian, xs: list[Any]) -> Any:
+    is_tuple, create_graph, strict, forward_mode = (
+        p.is_tuple,
+        p.create_graph,
+        p.strict,
+        p.forward_mode,
+    )
     seen: dict[str, Any] = {}
     fn = _scalar_output_fn(func, "hessian", seen)
     outs = fn(*xs)[1]
@@ -581,11 +614,7 @@ def _hessian_program(func: Callable[..., Any], static: Any, xs: list[Any]) -> An
             return _core.forward(grad_fn, xs, t, honor_no_grad=False)[1]
 
         jac = _core.jacobian_forward(push, grads, xs)
-        rows = [list(r) for r in jac]
-        if not is_tuple:
-            rows = tuple(r[0] for r in rows)
-            return _finish(rows[0], create_graph)
-        return _finish(rows, create_graph)
+        return _finish(_forward_rows(jac, is_tuple, is_tuple), create_graph)
     grads, pullback, _ = _core.reverse(grad_fn, xs)
     jac = _core.jacobian_reverse(pullback, grads, xs)
     if deps:
@@ -613,12 +642,27 @@ def _second_order_product(
     _checks.check_callable(func, fn_name)
     is_tuple, xs = _inputs(inputs, fn_name)
     vs = _v_for_inputs(v, xs, is_tuple, fn_name)
-    static = (is_tuple, create_graph, strict, fn_name)
-    return _cache.call(func, _second_order_program, static, (xs, vs))
+    program = _SecondOrder(
+        is_tuple=is_tuple, create_graph=create_graph, strict=strict, fn_name=fn_name
+    )
+    return _core.call(func, program, (xs, vs))
 
 
-def _second_order_program(func: Callable[..., Any], static: Any, arrays: Any) -> tuple[Any, Any]:
-    is_tuple, create_graph, strict, fn_name = static
+@dataclasses.dataclass(frozen=True, eq=False)
+class _SecondOrder(_jit.Program):
+    """vhp (reverse over reverse) or hvp (forward over reverse), by ``fn_name``."""
+
+    is_tuple: bool
+    create_graph: bool
+    strict: bool
+    fn_name: str
+
+    def __call__(self, func: Callable[..., Any], arrays: Any) -> tuple[Any, Any]:
+        return _second_order_run(func, self, arrays)
+
+
+def _second_order_run(func: Callable[..., Any], p: _SecondOrder, arrays: Any) -> tuple[Any, Any]:
+    is_tuple, create_graph, strict, fn_name = p.is_tuple, p.create_graph, p.strict, p.fn_name
     xs, vs = arrays
     seen: dict[str, Any] = {}
     fn = _scalar_output_fn(func, fn_name, seen)

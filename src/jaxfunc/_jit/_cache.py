@@ -1,8 +1,8 @@
 """The guarded compile cache: eager calls at jit speed, never a stale result.
 
-Every public transform ends in ``call(func, program, static, arrays)``. ``program`` is the
-whole JAX mapping of that transform (see ``_core``); ``static`` holds the options and the
-non-array parts of the call; ``arrays`` are the array arguments. Then:
+Every public transform ends in ``call(func, program, arrays)``. ``program`` is a frozen
+:class:`~._keys.Program`: the whole JAX mapping of that transform, with the options and the
+non-array parts of the call as its fields; ``arrays`` are the array arguments. Then:
 
 - under any JAX transformation (a user's ``jax.jit``, ``vmap``, ``grad``) the program runs
   as it is: the traced program is exactly what the raw JAX calls give;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import os
 import threading
@@ -31,27 +32,19 @@ from typing import Any
 
 import jax
 
-from . import _checks, _compat, _guard, _tree, _warnings
+from .. import _compat, _warnings
+from . import _boundary, _guard
+from ._keys import Program, Transform
 
 MAX_ENTRIES = 8  # per callable: guard states kept (most recent first)
 MAX_STATICS = 32  # per entry: distinct option/static-argument combinations compiled
 THRASH_BUILDS = 8  # a callable rebuilt this often, for a quarter or more of its calls ...
 THRASH_RATIO = 4  # ... changes what it reads at nearly every call: it then runs eagerly
 
-#: Run the first call of each new (function, options) eagerly, for the programs that
-#: declare themselves cheap to run eagerly (see :func:`eager_first`). Tests switch it off
-#: to push every call through the compiled path.
+#: Run the first call of each new (function, program) eagerly, for programs that declare
+#: themselves cheap to run eagerly (``Program.eager_first``). Tests switch it off to push
+#: every call through the compiled path.
 EAGER_FIRST_CALL = True
-_eager_first_programs: set[Callable[..., Any]] = set()
-
-
-def eager_first(program: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a program whose eager run costs about one forward and backward pass (vjp, jvp,
-    grad): a one-off call of a new function then pays no compile. Programs that vectorize
-    or nest derivatives (jacobians, hessians, vmap) run op by op far slower than their
-    compile, and are compiled from the first call."""
-    _eager_first_programs.add(program)
-    return program
 
 
 _lock = threading.RLock()
@@ -187,10 +180,8 @@ _stats = collections.Counter()
 def clear_cache(func: Any = None) -> None:
     """Forget compiled programs: all of them, or those of one callable (for a jaxfunc
     transform such as ``grad(f)``, those of ``f``)."""
-    if func is not None and type(func) is types.FunctionType:
-        unwrapped = _unwrap(func)
-        if unwrapped is not None:
-            func = unwrapped[0]
+    if func is not None:
+        func = _unwrap(func)[0]
     with _lock:
         if func is None:
             _slots.clear()
@@ -225,34 +216,37 @@ def _slot_of(func: Any) -> _Slot | None:
 _wrapper_codes: set[types.CodeType] = set()
 
 
-def register_wrapper(
-    wrapper: Any, func: Any, transform: Callable[..., Any], options: tuple[Any, ...]
-) -> None:
-    """Note that ``wrapper`` is ``transform(func, *options)`` (see :func:`_unwrap`)."""
-    wrapper._jaxfunc_wraps = (func, transform, options)
+def register_wrapper(wrapper: Any, func: Any, transform: Transform) -> None:
+    """Note that ``wrapper`` is ``transform.wrap(func)`` (see :func:`_unwrap`)."""
+    wrapper._jaxfunc_wraps = (func, transform)
     _wrapper_codes.add(wrapper.__code__)
 
 
-def _unwrap(func: Any) -> tuple[Any, tuple[Any, ...]] | None:
-    """``(innermost user function, how to rebuild the wrappers)`` for a jaxfunc wrapper,
-    or None when its options cannot key a compile (unhashable)."""
-    specs = []
+def _unwrap(func: Any) -> tuple[Any, tuple[Transform, ...]]:
+    """``(innermost user function, the transforms around it, outermost first)``."""
+    transforms = []
     while type(func) is types.FunctionType and func.__code__ in _wrapper_codes:
-        func, transform, options = func._jaxfunc_wraps  # type: ignore[attr-defined]
-        specs.append((transform, options))
-    specs_t = tuple(specs)
-    try:
-        hash(specs_t)
-    except TypeError:
-        return None
-    return func, specs_t
+        func, transform = func._jaxfunc_wraps  # type: ignore[attr-defined]
+        transforms.append(transform)
+    return func, tuple(transforms)
 
 
-def _rewrapped(func: Any, static: Any, arrays: Any) -> Any:
-    program, specs, inner_static = static
-    for transform, options in reversed(specs):
-        func = transform(func, *options)
-    return program(func, inner_static, arrays)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Rewrapped(Program):
+    """``program`` applied to ``transforms`` (outermost first) of the cached function: a
+    transform of a transform made afresh at each call is cached on the user's function."""
+
+    program: Program
+    transforms: tuple[Transform, ...]
+
+    @property
+    def eager_first(self) -> bool:  # type: ignore[override]
+        return self.program.eager_first
+
+    def __call__(self, func: Any, arrays: Any) -> Any:
+        for transform in reversed(self.transforms):
+            func = transform.wrap(func)
+        return self.program(func, arrays)
 
 
 #: jaxfunc's own callables (``vjp_fn``, ``jvp_fn``): pure pytrees that ride along as jit
@@ -260,62 +254,50 @@ def _rewrapped(func: Any, static: Any, arrays: Any) -> Any:
 PYTREE_CALLABLES: set[type] = set()
 
 
-def call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
-    """``program(func, static, arrays)``: eagerly, compiled, or as it is under a trace."""
-    _warnings.check_call(func)
-    with _checks.torch_device_errors:
-        return _call(func, program, static, arrays)
-
-
-def _call(func: Callable[..., Any], program: Callable[..., Any], static: Any, arrays: Any) -> Any:
+def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
+    """``program(func, arrays)``: eagerly, compiled, or as it is under a trace."""
     if not _enabled or _thread.disabled or not _compat.at_top_level():
-        return program(func, static, arrays)
+        return program(func, arrays)
     t = type(func)
     if t is types.FunctionType:
         if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
-            unwrapped = _unwrap(func)
-            if unwrapped is not None:
-                base, specs = unwrapped
-                return call(base, _rewrapped, (program, specs, static), arrays)
+            base, transforms = _unwrap(func)
+            return call(base, _Rewrapped(program, transforms), arrays)
     elif t in PYTREE_CALLABLES and func.jaxfunc_compiled:  # type: ignore[attr-defined]
         try:
-            out = _call_pytree_callable(program, static, func, arrays)
-        except ValueError as e:  # an unhashable option: no compile can be keyed on it
-            if "static" not in str(e):
-                raise
-            return program(func, static, arrays)
+            hash(program)
+        except TypeError:  # an unkeyable option: no compile can be keyed on it
+            return program(func, arrays)
+        out = _call_pytree_callable(program, func, arrays)
         _stats["hit"] += 1
-        return _tree.thaw_order(out)
+        return _boundary.decode(out, arrays)
     found = _lookup(func)
     if found is None:
         _stats["eager"] += 1
-        return program(func, static, arrays)
+        return program(func, arrays)
     entry, hoisted, fresh = found
-    key = (program, static)
     try:
-        compiled = entry.jits.get(key)
-    except TypeError:  # a non-array argument no compile can be keyed on (see _core)
+        compiled = entry.jits.get(program)
+    except TypeError:  # a non-array argument no compile can be keyed on
         _stats["eager"] += 1
-        return program(func, static, arrays)
+        return program(func, arrays)
     if compiled is None:
-        seen_before = _first_seen(entry, key)  # records the key: the next call compiles
+        seen_before = _first_seen(entry, program)  # records the key: the next call compiles
         eager = EAGER_FIRST_CALL and (fresh or not seen_before)
-        if entry.eager_only or (eager and program in _eager_first_programs):
+        if entry.eager_only or (eager and program.eager_first):
             _stats["eager"] += 1  # a one-off call pays no compile
-            return program(func, static, arrays)
+            return program(func, arrays)
         if len(entry.jits) >= MAX_STATICS:
             _stats["eager"] += 1  # too many variants already compiled under this entry
-            return program(func, static, arrays)
-        compiled = _compile(entry, func, program, static, key)
+            return program(func, arrays)
+        compiled = _compile(entry, func, program)
     try:
         out = compiled[0](hoisted, arrays)
     except Exception as error:
-        return _cannot_trace(entry, func, program, static, arrays, hoisted, key, error)
-    if type(out) is _WithoutInputs:
-        out = out.rebuild(arrays)
-    compiled[2] = True
+        return _cannot_trace(entry, func, program, arrays, hoisted, error)
+    compiled[1] = True
     _stats["hit"] += 1
-    return _tree.thaw_order(out) if compiled[1] else out
+    return _boundary.decode(out, arrays)
 
 
 def _first_seen(entry: _Entry, key: Any) -> bool:
@@ -327,30 +309,23 @@ def _first_seen(entry: _Entry, key: Any) -> bool:
         return False
 
 
-def _compile(entry: _Entry, func: Any, program: Callable[..., Any], static: Any, key: Any) -> list:
+def _compile(entry: _Entry, func: Any, program: Program) -> list:
     with _lock:
-        compiled = entry.jits.get(key)
+        compiled = entry.jits.get(program)
         if compiled is None:
-            compiled = _make_jit(entry, func, program, static)
-            _remember(entry.jits, key, compiled)
+            compiled = _make_jit(entry, func, program)
+            _remember(entry.jits, program, compiled)
         return compiled
 
 
 def _cannot_trace(
-    entry: _Entry,
-    func: Any,
-    program: Callable[..., Any],
-    static: Any,
-    arrays: Any,
-    hoisted: Any,
-    key: Any,
-    error: Exception,
+    entry: _Entry, func: Any, program: Program, arrays: Any, hoisted: Any, error: Exception
 ) -> Any:
     """The compiled call failed. If it had never run, run the program eagerly: when that
     works, the function needs concrete values (Python ``if`` on an array, ``float(x)``,
     boolean masks) and runs eagerly from now on; when it fails too, its error is the user's
     (a bad argument, a bug in ``f``) and propagates, leaving the entry as it was."""
-    if entry.jits.get(key, [None, None, False])[2]:
+    if entry.jits.get(program, [None, False])[1]:
         raise error  # it compiled and ran before: a real error at run time
     if hoisted and isinstance(error, _compat.CONCRETIZATION_ERRORS):
         # A hoisted array steers Python control flow (``if float(T) > 0``): check arrays by
@@ -359,8 +334,8 @@ def _cannot_trace(
             entry.plan = _guard.build(func, hoist=False)
             entry.jits.clear()
         _stats["unhoisted"] += 1
-        return call(func, program, static, arrays)
-    result = program(func, static, arrays)  # raises the user's own error, if it is one
+        return call(func, program, arrays)
+    result = program(func, arrays)  # raises the user's own error, if it is one
     with _lock:
         entry.eager_only = True
         entry.jits.clear()
@@ -369,10 +344,10 @@ def _cannot_trace(
     return result
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _call_pytree_callable(program: Callable[..., Any], static: Any, func: Any, arrays: Any) -> Any:
+@functools.partial(jax.jit, static_argnums=0)
+def _call_pytree_callable(program: Program, func: Any, arrays: Any) -> Any:
     _stats["trace"] += 1
-    return _tree.freeze_order(program(func, static, arrays))
+    return _boundary.encode(program(func, arrays), arrays)
 
 
 def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
@@ -425,12 +400,10 @@ def _lookup(func: Any) -> tuple[_Entry, tuple[Any, ...], bool] | None:
         return entry, hoisted, True
 
 
-def _make_jit(entry: _Entry, func: Any, program: Callable[..., Any], static: Any) -> list:
-    """``[jitted, needs_thaw, has_run]``; ``needs_thaw`` is set while tracing if the result
-    holds dicts, ``has_run`` once the compiled program ran."""
+def _make_jit(entry: _Entry, func: Any, program: Program) -> list:
+    """``[jitted, has_run]``; ``has_run`` is set once the compiled program ran."""
     entry_ref = weakref.ref(entry)
     func_ref = _weak(func)
-    compiled: list[Any] = [None, False, False]
 
     def traced(hoisted: tuple[Any, ...], arrays: Any) -> Any:
         _stats["trace"] += 1
@@ -439,58 +412,12 @@ def _make_jit(entry: _Entry, func: Any, program: Callable[..., Any], static: Any
             raise RuntimeError("jaxfunc: the cached function was garbage-collected")
         _thread.depth += 1
         try:
-            out = program(e.plan.rebind(f, hoisted), static, arrays)
+            out = program(e.plan.rebind(f, hoisted), arrays)
         finally:
             _thread.depth -= 1
-        if _tree.contains_dict(out):
-            compiled[1] = True
-            out = _tree.freeze_order(out)
-        return _WithoutInputs.strip(out, arrays)
+        return _boundary.encode(out, arrays)
 
-    compiled[0] = jax.jit(traced)
-    return compiled
-
-
-class _WithoutInputs:
-    """A compiled program's result less the leaves that are its own array arguments (a
-    ``vjp_fn``'s residuals, an identity output): ``jax.jit`` would copy each one it returns.
-    ``slots``: per leaf of the result, the index of the argument leaf it is, or -1. A pytree
-    whose structure is static, so every trace of a jit keeps its own."""
-
-    __slots__ = ("kept", "slots", "treedef")
-
-    def __init__(self, kept: tuple[Any, ...], treedef: Any, slots: tuple[int, ...]) -> None:
-        self.kept, self.treedef, self.slots = kept, treedef, slots
-
-    @classmethod
-    def strip(cls, out: Any, arrays: Any) -> Any:
-        leaves, treedef = jax.tree_util.tree_flatten(out)
-        index = {id(a): i for i, a in enumerate(jax.tree_util.tree_leaves(arrays))}
-        slots = tuple(index.get(id(leaf), -1) for leaf in leaves)
-        if max(slots, default=-1) < 0:
-            return out
-        return cls(tuple(x for x, i in zip(leaves, slots) if i < 0), treedef, slots)
-
-    def rebuild(self, arrays: Any) -> Any:
-        """The whole result, the stripped leaves taken from the call's own ``arrays``."""
-        args = jax.tree_util.tree_leaves(arrays)
-        kept = iter(self.kept)
-        return self.treedef.unflatten(
-            [next(kept) if i < 0 else _as_jax(args[i]) for i in self.slots]
-        )
-
-
-def _as_jax(x: Any) -> Any:
-    """What jit would have returned for argument ``x``: a jax array (numpy and Python
-    scalars converted as jit converts them)."""
-    return x if isinstance(x, jax.Array) else jax.numpy.asarray(x)
-
-
-jax.tree_util.register_pytree_node(
-    _WithoutInputs,
-    lambda w: (w.kept, (w.treedef, w.slots)),
-    lambda aux, kept: _WithoutInputs(tuple(kept), *aux),
-)
+    return [jax.jit(traced), False]
 
 
 def _weak(obj: Any) -> Callable[[], Any]:

@@ -1,0 +1,143 @@
+"""What keys a compiled program: typed, frozen values.
+
+Python's ``==`` says ``0 == 0.0 == False``; a compile key must not, or a program compiled
+for a valid option is reused for an invalid one and the check that would have raised never
+runs. :func:`typed_key` turns a value into something whose equality is equality of type and
+value; :class:`Static` is the base of every frozen dataclass the cache keys on (each
+transform's program and the description of how a wrapper was made), comparing by typed
+field values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Any, ClassVar
+
+import jax
+import numpy as np
+
+from . import _guard
+
+
+class _Unkeyable:
+    """Stands in a key for a value no compile can be keyed on (a mutable object, whose later
+    changes no key could see): hashing it raises TypeError, and the cache runs that call
+    uncompiled."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        raise TypeError("not a value a compiled program can be keyed on")
+
+    def __repr__(self) -> str:
+        return "<unkeyable>"
+
+
+UNKEYABLE = _Unkeyable()
+_SCALARS = (type(None), bool, int, str, bytes)
+
+
+def typed_key(x: Any) -> Any:
+    """A hashable stand-in for ``x`` that is equal only for the same type and value:
+    ``True``, ``1`` and ``1.0`` differ, and so do ``0.0`` and ``-0.0``. Tuples, lists and
+    dicts are keyed item by item; :class:`Static` values and other hashable jaxfunc values
+    (structures) key themselves; anything else is :data:`UNKEYABLE`."""
+    t = type(x)
+    if t in _SCALARS:
+        return (t, x)
+    if t is float:
+        return (t, x.hex())
+    if t is complex:
+        return (t, x.real.hex(), x.imag.hex())
+    if isinstance(x, (tuple, list)):
+        return (t, tuple(typed_key(i) for i in x))
+    if t is dict:
+        return (t, tuple((typed_key(k), typed_key(v)) for k, v in x.items()))
+    if isinstance(x, Static) or getattr(t, "jaxfunc_static", False):
+        return x
+    if isinstance(x, np.generic) and not isinstance(x, np.object_):
+        return (t, x.tobytes())
+    if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic)):
+        return (t, str(x))
+    if isinstance(x, _LIBRARY_CALLABLES) and _guard.is_library(x):
+        # fixed library code (an Equinox module's activation, jax.nn.relu): by identity, as
+        # the guard checks it, so a module passed as an argument compiles
+        return (t, x)
+    return UNKEYABLE
+
+
+_LIBRARY_CALLABLES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    np.ufunc,
+    type(jax.jit(lambda: None)),
+    jax.custom_jvp,
+    jax.custom_vjp,
+)
+
+
+class Static:
+    """Base of the frozen dataclasses that key compiles. Subclasses are declared with
+    ``@dataclasses.dataclass(frozen=True, eq=False)`` and compare by the typed keys of
+    their fields, in declaration order."""
+
+    __slots__ = ()
+
+    def typed(self) -> tuple[Any, ...]:
+        """The typed key of this value (computed once: the instance is frozen)."""
+        found = self.__dict__.get("_typed")
+        if found is None:
+            found = (type(self), *(typed_key(getattr(self, n)) for n in _field_names(type(self))))
+            object.__setattr__(self, "_typed", found)
+        return found
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.typed() == other.typed()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self.typed())
+
+    def options(self) -> dict[str, Any]:
+        """The fields by name (how a wrapper is rebuilt: never by position)."""
+        return {n: getattr(self, n) for n in _field_names(type(self))}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return names
+
+
+class Program(Static):
+    """The whole JAX mapping of one transform for one kind of call: ``program(func,
+    arrays)`` runs it. Its fields are everything the call contributed that is not an array
+    (options, argument structure, non-array arguments); the cache compiles one program per
+    distinct value.
+
+    ``eager_first``: the program costs about one forward and backward pass run eagerly
+    (vjp, jvp, grad), so a new function's first call runs it eagerly and pays no compile.
+    Programs that vectorize or nest derivatives run op by op far slower than their compile,
+    and compile from the first call."""
+
+    __slots__ = ()
+    eager_first: ClassVar[bool] = False
+
+    def __call__(self, func: Any, arrays: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Transform(Static):
+    """How a jaxfunc wrapper (``grad(f)``, ``vmap(f, ...)``) was made: its options by name.
+    ``make`` is the public function; ``wrap(func)`` makes the same wrapper around ``func``,
+    passing every option by keyword."""
+
+    __slots__ = ()
+    make: ClassVar[Any]
+
+    def wrap(self, func: Any) -> Any:
+        return type(self).make(func, **self.options())
