@@ -735,6 +735,7 @@ def test_compiled_programs_do_not_copy_their_inputs():
     np.testing.assert_allclose(jaxfunc.func.vmap(vjp_fn)(jnp.eye(3))[0], jnp.diag(gx))
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # tested in test_warnings
 def test_untraceable_function_falls_back_once():
     def f(x):
         if jnp.sum(x) > 0:  # Python control flow on a value: cannot be traced abstractly
@@ -808,6 +809,7 @@ def test_clear_cache():
     assert len(_cache._slots) == 0
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_entries_are_bounded():
     def f(x):
         return jnp.sum(x) * SCALE
@@ -911,6 +913,7 @@ def test_bound_methods_of_many_instances_each_compile_and_die_with_their_instanc
     assert ref() is None
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_a_function_whose_state_changes_at_every_call_stops_being_rebuilt():
     global SCALE
 
@@ -933,6 +936,7 @@ def test_a_function_whose_state_changes_at_every_call_stops_being_rebuilt():
     assert info["eager"] > 0 and any("changes at nearly every call" in r for r in info["reasons"])
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_a_warm_up_schedule_is_compiled_again_once_it_settles():
     """A learning rate that changes for a few steps and then stays: after the back-off the
     function is compiled again, and its calls are hits."""
@@ -1012,6 +1016,7 @@ def test_callables_that_cannot_be_held_weakly_run_uncompiled_and_correct():
             np.testing.assert_allclose(_grad(obj), k * np.ones(3))
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_mutable_non_array_arguments_are_never_keyed_on():
     class Cfg:
         scale = 2.0
@@ -1042,6 +1047,7 @@ def test_equal_python_scalars_of_different_types_compile_apart():
     ],
     ids=["boolean mask", "int() of a traced value"],
 )
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # tested in test_warnings
 def test_functions_that_need_concrete_values_work_on_every_call(f):
     expected = jax.grad(f)(X)
     for _ in range(4):

@@ -186,6 +186,7 @@ def jax_under_jit() -> bool:
     return jax.extend.core.unsafe_am_i_under_a_jit_DO_NOT_USE()
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_many_threads_flipping_state_leave_no_wrong_program():
     """A stress version: a global flipped continually while the function compiles over and
     over; once it stops, calls are right."""

@@ -11,6 +11,7 @@ MODULES = [
     "jaxfunc.func",
     "jaxfunc.autograd.functional",
     "jaxfunc._grad_mode",
+    "jaxfunc._modules",
     "jaxfunc.interop",
 ]
 

@@ -46,3 +46,42 @@ def test_requires_grad_and_non_contiguous_and_conj():
     np.testing.assert_array_equal(np.asarray(from_torch(nc)), nc.numpy())
     z = torch.tensor([1 + 2j]).conj()
     np.testing.assert_array_equal(np.asarray(from_torch(z)), np.array([1 - 2j]))
+
+
+def test_dict_order_is_kept():
+    """The tutorial's zip(names, params.values()) pattern: keys in insertion order."""
+    tree = {"b": torch.ones(1), "a": torch.ones(2), "c": {"z": torch.ones(3), "y": torch.ones(4)}}
+    out = from_torch(tree)
+    assert list(out) == ["b", "a", "c"] and list(out["c"]) == ["z", "y"]
+    assert [v.shape for v in out["c"].values()] == [(3,), (4,)]
+    back = to_torch(out)
+    assert list(back) == ["b", "a", "c"] and list(back["c"]) == ["z", "y"]
+    import collections
+
+    od = collections.OrderedDict([("q", torch.ones(1)), ("p", torch.ones(2))])
+    assert list(from_torch(od)) == ["q", "p"] and type(from_torch(od)) is collections.OrderedDict
+
+
+def test_int64_kept_with_x64_and_narrowing_said_without():
+    import jaxfunc
+
+    t = torch.arange(3)  # int64
+    assert from_torch(t).dtype == jnp.int64  # the suite runs with x64 on
+    with jax.enable_x64(False):
+        assert from_torch(t).dtype == jnp.int32  # JAX has no 64-bit types then
+        with pytest.warns(jaxfunc.Float64Warning, match="float64 tensors became float32"):
+            x = from_torch({"w": torch.ones(2, dtype=torch.float64)})
+        assert x["w"].dtype == jnp.float32
+
+
+def test_torch_tensor_input_names_from_torch():
+    import jaxfunc
+
+    with pytest.raises(
+        TypeError, match=r"got a torch\.Tensor: convert it with jaxfunc\.interop\.from_torch"
+    ):
+        jaxfunc.func.grad(lambda x: x.sum())(torch.ones(3))
+    with pytest.raises(TypeError, match=r"jaxfunc\.interop\.from_torch"):
+        jaxfunc.func.vmap(lambda x: x)(torch.ones(3))
+    with pytest.raises(TypeError, match=r"jaxfunc\.interop\.from_torch"):
+        jaxfunc.autograd.functional.jacobian(lambda x: x, torch.ones(3))

@@ -17,7 +17,12 @@ import pytest
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(path.name for path in NOTEBOOK_DIR.glob("*.ipynb"))
-EXPECTED = {"vjp_from_torch.ipynb", "training_loop.ipynb", "jacobians_and_hessians.ipynb"}
+EXPECTED = {
+    "vjp_from_torch.ipynb",
+    "training_loop.ipynb",
+    "jacobians_and_hessians.ipynb",
+    "porting_torch_func.ipynb",
+}
 CELL_TIMEOUT_S = 300  # a whole notebook takes well under a minute; this is for loaded machines
 
 pytestmark = pytest.mark.notebooks
@@ -56,6 +61,8 @@ def test_notebook_runs_and_checks_pass(name, tmp_path, python3_kernel):
     nbformat = _require("nbformat")
     nbclient = _require("nbclient")
     _require("matplotlib")
+    if name == "porting_torch_func.ipynb":
+        _require("equinox")
 
     copy = tmp_path / name
     shutil.copyfile(NOTEBOOK_DIR / name, copy)

@@ -316,6 +316,7 @@ def test_threads_vjp_fn_shared_across_threads() -> None:
     _run_threads(work)
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_threads_while_guards_change() -> None:
     """Threads take turns (under a lock) setting a global the shared function reads and
     differentiating it: each sees the value it set, never a stale one; entries stay bounded."""
@@ -444,6 +445,7 @@ def _scalable() -> tuple[Callable[[Any], Any], Callable[[float], None]]:
 
 
 @pytest.mark.parametrize("calls_per_state", [1, 5])
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_entries_per_function_stay_bounded(calls_per_state: int) -> None:
     """A closure cycling through more states than MAX_ENTRIES (a new guard entry each): never
     stale, entries bounded; with one call per state it is eventually left to run eagerly."""
@@ -462,6 +464,7 @@ def test_entries_per_function_stay_bounded(calls_per_state: int) -> None:
     assert 1 <= max_entries <= _cache.MAX_ENTRIES
 
 
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_statics_per_entry_stay_bounded() -> None:
     """Many distinct non-array arguments (each a new compile key): the programs kept per entry
     stay bounded, and every result is right."""

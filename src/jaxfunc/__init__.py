@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import autograd as autograd
 from . import func as func
 from . import interop as interop
+from ._core import VjpFn as VjpFn
 from ._grad_mode import enable_grad as enable_grad
 from ._grad_mode import no_grad as no_grad
 from ._jit import cache_info as cache_info
@@ -16,6 +17,12 @@ from ._jit import clear_cache as clear_cache
 from ._jit import disabled as cache_disabled
 from ._jit import is_enabled as cache_enabled
 from ._jit import set_enabled as set_cache_enabled
+from ._warnings import BakedRandomnessWarning as BakedRandomnessWarning
+from ._warnings import EagerFallbackWarning as EagerFallbackWarning
+from ._warnings import Float64Warning as Float64Warning
+from ._warnings import JaxfuncWarning as JaxfuncWarning
+from ._warnings import TorchGradModeWarning as TorchGradModeWarning
+from .func import JvpFn as JvpFn
 
 try:
     __version__ = version("jaxfunc")
@@ -23,6 +30,13 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "BakedRandomnessWarning",
+    "EagerFallbackWarning",
+    "Float64Warning",
+    "JaxfuncWarning",
+    "JvpFn",
+    "TorchGradModeWarning",
+    "VjpFn",
     "__version__",
     "autograd",
     "cache_disabled",

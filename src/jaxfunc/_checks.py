@@ -7,18 +7,33 @@ Everything here runs before any JAX work, on concrete Python values or on abstra
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _compat, _tree
+from . import _compat, _tree, _warnings
 
 
 def is_tensor(x: Any) -> bool:
-    """jaxfunc's 'Tensor': a jax.Array (tracers included) or a numpy ndarray."""
-    return type(x) is _compat.ArrayImpl or isinstance(x, (jax.Array, np.ndarray))
+    """jaxfunc's 'Tensor': a jax.Array (tracers included) or a numpy ndarray. A torch.Tensor
+    is an error that says how to convert it (it is not accepted silently: the results would
+    come back as jax arrays, and a CUDA tensor would move)."""
+    if type(x) is _compat.ArrayImpl or isinstance(x, (jax.Array, np.ndarray)):
+        return True
+    if type(x).__module__[:5] == "torch" and isinstance(x, sys.modules["torch"].Tensor):
+        raise TypeError(
+            "jaxfunc transforms take jax arrays (or numpy arrays), got a "
+            f"{type(x).__module__}.{type(x).__name__}: convert it with "
+            "jaxfunc.interop.from_torch(tensor) (zero-copy through DLPack where it can), and "
+            "results back with jaxfunc.interop.to_torch(...)."
+        )
+    return False
+
+
+_WIDE = frozenset({np.dtype("float64"), np.dtype("complex128")})
 
 
 def to_array(x: Any) -> Any:
@@ -30,6 +45,8 @@ def to_array(x: Any) -> Any:
             "A numpy array of dtype object cannot be used as a Tensor: convert it to a "
             "numeric dtype first (e.g. arr.astype(float))."
         )
+    if x.dtype in _WIDE and jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype:
+        _warnings.pending_float64.append(x.dtype)  # x64 is off: reported once per function
     return jnp.asarray(x)
 
 
@@ -286,6 +303,8 @@ class _TorchDeviceErrors:
         return None
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if kind is AttributeError:
+            _torch_method_hint(error)
         if kind is not None and _compat.is_device_mismatch(error):
             first_line = str(error).split("\n")[0]
             raise RuntimeError(
@@ -295,3 +314,26 @@ class _TorchDeviceErrors:
 
 
 torch_device_errors = _TorchDeviceErrors()
+
+# torch Tensor methods jax arrays lack, and what a port writes instead
+_TORCH_METHODS = {
+    "detach": "jax.lax.stop_gradient(x) (inside a transform; outside, an array needs none)",
+    "unsqueeze": "jnp.expand_dims(x, dim) or x[None]",
+    "view": "x.reshape(...)",
+    "numpy": "np.asarray(x)",
+    "clone": "x itself (jax arrays are immutable)",
+    "cpu": "jax.device_get(x)",
+    "dim": "x.ndim",
+    "requires_grad_": "nothing: jaxfunc differentiates the arguments argnums names",
+}
+
+
+def _torch_method_hint(error: Any) -> None:
+    """``x.detach()`` on a jax array: the same AttributeError, saying what JAX writes."""
+    name = getattr(error, "name", None)
+    hint = _TORCH_METHODS.get(name) if isinstance(name, str) else None
+    if hint is None or not isinstance(getattr(error, "obj", None), jax.Array):
+        return
+    raise AttributeError(
+        f"{error}. jax arrays have no torch method .{name}(): write {hint}"
+    ) from error

@@ -24,9 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks, _compat, _grad_mode, _jit, _tree
+from . import _checks, _compat, _grad_mode, _jit, _tree, _warnings
 
 FlatFn = Callable[..., tuple[list[Any], Any]]
+
+
+_jit.set_on_give_up(_warnings.gave_up)  # the cache tells the user through jaxfunc's warnings
 
 
 # -- handing programs to the compile cache -------------------------------------------------------
@@ -35,6 +38,7 @@ FlatFn = Callable[..., tuple[list[Any], Any]]
 def call(func: Callable[..., Any], program: _jit.Program, arrays: Any) -> Any:
     """Run a transform's program through the compile cache, with JAX's device errors as
     torch's."""
+    _warnings.check_call(func)
     with _checks.torch_device_errors:
         return _jit.call(func, program, arrays)
 

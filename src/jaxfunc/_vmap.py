@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _checks, _compat, _core, _jit, _tree
+from . import _checks, _compat, _core, _jit, _tree, _warnings
 
 
 def vmap(
@@ -31,8 +31,9 @@ def vmap(
     >>> jaxfunc.func.vmap(jnp.dot)(jnp.ones((2, 3)), jnp.ones((2, 3)))
     Array([3., 3.], dtype=float32)
 
-    Differences from torch: ``randomness`` is only validated (jnp code has no global RNG;
-    pass keys explicitly).
+    Differences from torch: jnp code has no global RNG (pass ``jax.random`` keys); with
+    ``randomness="error"``, a function that draws from numpy's or Python's global RNG gets
+    torch's error (its numbers would be the same for every element).
     """
     _checks.check_callable(func, "vmap")
     _checks.check_randomness(randomness)
@@ -46,6 +47,8 @@ def vmap(
         ),
     )
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if randomness == "error":
+            _warnings.random_error(func)
         flat_dims, batch_size = _check_inputs(func, in_dims, out_dims, args)
         if chunk_size is not None:
             _checks.check_chunk_size_type(chunk_size)

@@ -17,9 +17,17 @@ import jax
 import jax.numpy as jnp
 
 from . import _checks, _compat, _core, _grad_mode, _jit, _strict, _tree
+from ._core import VjpFn as VjpFn
+from ._modules import functional_call as functional_call
+from ._modules import named_buffers as named_buffers
+from ._modules import named_parameters as named_parameters
+from ._modules import stack_module_state as stack_module_state
 from ._vmap import vmap as vmap
 
 __all__ = [
+    "JvpFn",
+    "VjpFn",
+    "functional_call",
     "grad",
     "grad_and_value",
     "hessian",
@@ -27,6 +35,9 @@ __all__ = [
     "jacrev",
     "jvp",
     "linearize",
+    "named_buffers",
+    "named_parameters",
+    "stack_module_state",
     "vjp",
     "vmap",
 ]
@@ -307,6 +318,18 @@ class _Jvp(_jit.Program):
 # -- grad / grad_and_value -------------------------------------------------------------------
 
 
+@overload
+def grad_and_value(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: Literal[False] = False
+) -> Callable[..., tuple[Any, Any]]: ...
+@overload
+def grad_and_value(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, *, has_aux: Literal[True]
+) -> Callable[..., tuple[Any, tuple[Any, Any]]]: ...
+@overload
+def grad_and_value(
+    func: Callable[..., Any], argnums: int | tuple[int, ...], has_aux: Literal[True]
+) -> Callable[..., tuple[Any, tuple[Any, Any]]]: ...
 def grad_and_value(
     func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
@@ -325,6 +348,18 @@ def grad_and_value(
     return wrapper
 
 
+@overload
+def grad(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: Literal[False] = False
+) -> Callable[..., Any]: ...
+@overload
+def grad(
+    func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, *, has_aux: Literal[True]
+) -> Callable[..., tuple[Any, Any]]: ...
+@overload
+def grad(
+    func: Callable[..., Any], argnums: int | tuple[int, ...], has_aux: Literal[True]
+) -> Callable[..., tuple[Any, Any]]: ...
 def grad(
     func: Callable[..., Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
@@ -676,6 +711,14 @@ jax.tree_util.register_pytree_node(
 )
 
 
+@overload
+def linearize(
+    func: Callable[..., Any], *primals: Any, has_aux: Literal[False] = False
+) -> tuple[Any, JvpFn]: ...
+@overload
+def linearize(
+    func: Callable[..., Any], *primals: Any, has_aux: Literal[True]
+) -> tuple[Any, JvpFn, Any]: ...
 def linearize(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
     """``(output, jvp_fn)``: evaluate ``func`` once and return its linear map at ``primals``.
 

@@ -46,8 +46,14 @@ THRASH_BUILDS = 8  # a callable rebuilt this often, for a quarter or more of its
 THRASH_RATIO = 4  # ... changes what it reads at nearly every call: it then runs eagerly
 BACKOFF_CALLS = 16  # ... for this many calls (doubling each time), then is tried again
 
-#: Called once per callable when the cache gives up on it: ``on_give_up(func, reason)``.
-on_give_up: Callable[[Any, str], None] = lambda func, reason: None
+#: Called once per callable when the cache gives up on it, ``on_give_up(func, reason,
+#: error)`` (``error``: JAX's, when tracing needed a concrete value). The package sets it.
+on_give_up: Callable[[Any, str, BaseException | None], None] = lambda *_: None
+
+
+def set_on_give_up(hook: Callable[[Any, str, BaseException | None], None]) -> None:
+    global on_give_up
+    on_give_up = hook
 
 
 _lock = threading.RLock()
@@ -153,13 +159,13 @@ class _Slot:
         self.counts: collections.Counter[str] = collections.Counter()
         self.reasons: list[str] = []
 
-    def give_up(self, func: Any, reason: str) -> None:
-        """Note why calls run eagerly; the first reason of each kind is told to the user."""
+    def give_up(self, func: Any, reason: str, error: BaseException | None = None) -> None:
+        """Note why calls run eagerly; the first reason is told to the user."""
         if reason not in self.reasons:
             first = not self.reasons
             self.reasons.append(reason)
             if first:
-                on_give_up(func, reason)
+                on_give_up(func, reason, error)
 
 
 class _WeakIdTable:
@@ -452,7 +458,7 @@ def _cannot_trace(
         entry.eager_only = True
         entry.jits.clear()
     _stats["fallback"] += 1
-    slot.give_up(func, _needs_values(error))
+    slot.give_up(func, _needs_values(error), error)
     return result
 
 

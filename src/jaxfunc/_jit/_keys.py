@@ -11,9 +11,13 @@ field values.
 from __future__ import annotations
 
 import dataclasses
+import types
 from typing import Any, ClassVar
 
+import jax
 import numpy as np
+
+from . import _guard
 
 
 class _Unkeyable:
@@ -58,7 +62,21 @@ def typed_key(x: Any) -> Any:
         return (t, x.tobytes())
     if isinstance(x, np.dtype) or (isinstance(x, type) and issubclass(x, np.generic)):
         return (t, str(x))
+    if isinstance(x, _LIBRARY_CALLABLES) and _guard.is_library(x):
+        # fixed library code (an Equinox module's activation, jax.nn.relu): by identity, as
+        # the guard checks it, so a module passed as an argument compiles
+        return (t, x)
     return UNKEYABLE
+
+
+_LIBRARY_CALLABLES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    np.ufunc,
+    type(jax.jit(lambda: None)),
+    jax.custom_jvp,
+    jax.custom_vjp,
+)
 
 
 class Static:
