@@ -327,7 +327,7 @@ def _cannot_trace(
     (a bad argument, a bug in ``f``) and propagates, leaving the entry as it was."""
     if entry.jits.get(program, [None, False])[1]:
         raise error  # it compiled and ran before: a real error at run time
-    if hoisted and isinstance(error, _compat.CONCRETIZATION_ERRORS):
+    if hoisted and (isinstance(error, _compat.CONCRETIZATION_ERRORS) or entry.plan.numpy_hoisted):
         # A hoisted array steers Python control flow (``if float(T) > 0``): check arrays by
         # identity and compile their values in instead, then try once more.
         with _lock:

@@ -178,11 +178,16 @@ def _library_code(code: types.CodeType) -> bool:
 def _library_module(module: types.ModuleType) -> bool:
     if module.__name__ in sys.builtin_module_names:
         return True
-    spec = getattr(module, "__spec__", None)
-    if spec is not None and spec.origin == "frozen":
+    own = vars(module)  # (never getattr: a module's __getattr__ is user code)
+    spec = own.get("__spec__")
+    if spec is not None and getattr(spec, "origin", None) == "frozen":
         return True
-    filename = getattr(module, "__file__", None)
-    return isinstance(filename, str) and _library_file(filename)
+    filename = own.get("__file__")
+    if isinstance(filename, str):
+        return _library_file(filename)
+    parent = module.__name__.rpartition(".")[0]  # a C extension's submodule has no file
+    parent_module = sys.modules.get(parent) if parent else None
+    return parent_module is not None and _library_module(parent_module)
 
 
 _class_is_library: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
@@ -198,7 +203,7 @@ def _library_class(cls: type) -> bool:
         found = None
     if found is not None:
         return found
-    module = sys.modules.get(getattr(cls, "__module__", None) or "")
+    module = _module_named(getattr(cls, "__module__", None) or "")
     found = module is not None and _library_module(module)
     if found and any(not _library_code(c) for c in _codes_of_class(cls)):
         target: Any = module
@@ -210,6 +215,17 @@ def _library_class(cls: type) -> bool:
     except TypeError:  # pragma: no cover
         pass
     return found
+
+
+def _module_named(name: str) -> types.ModuleType | None:
+    """The module a class says it is from, or its closest loaded parent package (a C
+    type's ``__module__`` may name a submodule that is not importable)."""
+    while name:
+        module = sys.modules.get(name)
+        if module is not None:
+            return module
+        name = name.rpartition(".")[0]
+    return None
 
 
 def _codes_of_class(cls: type) -> list[types.CodeType]:
@@ -382,6 +398,7 @@ class _Builder:
         self.children: list[tuple[str, Any, Path | None, tuple[str, ...]]] = []
         self.keep: list[Any] = []  # objects whose ids are keys above stay alive
         self.root_function = 0  # id of the root's own function
+        self.numpy_hoisted = False
 
     def var(self, expr: str) -> str:
         name = f"v{next(self.counter)}"
@@ -567,6 +584,7 @@ class _Builder:
                 f"type({v}) is _np.ndarray and {v}.dtype.kind in {_HOISTABLE_KINDS!r}"
             )
             self.hoist_here(v, path)
+            self.numpy_hoisted = True
             return
         # Compared by content: bytes, which see -0.0 and NaN payloads (array_equal would not)
         self.fail_unless(
@@ -937,16 +955,25 @@ class Plan:
     """A callable's guard, its hoisting plan, and the guard's generated source (``source``,
     for debugging: ``print(plan.source)`` shows every check the guard makes)."""
 
-    __slots__ = ("functions", "guard", "paths", "root_kind", "source")
+    __slots__ = ("functions", "guard", "numpy_hoisted", "paths", "root_kind", "source")
 
     def __init__(
-        self, guard: Callable, paths: list, functions: Callable, root_kind: str, source: str
+        self,
+        guard: Callable,
+        paths: list,
+        functions: Callable,
+        root_kind: str,
+        source: str,
+        numpy_hoisted: bool = False,
     ) -> None:
         self.guard = guard
         self.paths = paths
         self.functions = functions
         self.root_kind = root_kind
         self.source = source
+        #: a numpy array is hoisted: if a trace fails, it may be because the function uses
+        #: it as numpy (a dict key, ``.flags``...): worth one more try with it compared
+        self.numpy_hoisted = numpy_hoisted
 
     def rebind(self, root: Any, values: tuple[Any, ...]) -> Any:
         """``root`` rebuilt so that each hoisted place reads ``values[i]`` instead."""
@@ -1022,7 +1049,7 @@ def _build(root: Any, hoist: bool, nohoist: set[int]) -> Plan:
     exec(compile(src, "<jaxfunc guard>", "exec"), ns)
     fns_ns = dict(b.ns)
     exec(compile(_functions_source(b), "<jaxfunc rebind>", "exec"), fns_ns)
-    return Plan(ns["guard"], b.paths, fns_ns["functions"], kind, src)
+    return Plan(ns["guard"], b.paths, fns_ns["functions"], kind, src, b.numpy_hoisted)
 
 
 def _functions_source(b: _Builder) -> str:
