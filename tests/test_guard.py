@@ -71,8 +71,8 @@ def _act(x):
 
 def test_functools_wraps_of_a_library_function_is_user_code():
     global GAIN
-    f = lambda x: jnp.sum(_act(x))  # noqa: E731
-    want = lambda g: g * (1 - np.tanh(np.asarray(X)) ** 2)  # noqa: E731
+    f = lambda x: jnp.sum(_act(x))
+    want = lambda g: g * (1 - np.tanh(np.asarray(X)) ** 2)
     try:
         np.testing.assert_allclose(_warm(f), want(2.0), rtol=1e-6)
         GAIN = 5.0
@@ -115,7 +115,7 @@ _twice.defjvps(lambda t, ans, x: t * RULE_SCALE)  # a library closure holds the 
 
 def test_custom_jvp_defjvps_rule_reading_a_global():
     global RULE_SCALE
-    f = lambda x: jnp.sum(_twice(x))  # noqa: E731
+    f = lambda x: jnp.sum(_twice(x))
     try:
         _warm(f)
         RULE_SCALE = 7.0
@@ -130,7 +130,7 @@ _VF = jax.vmap(lambda r: r * VSCALE)  # a jax closure around a user function
 
 def test_user_function_inside_a_library_closure():
     global VSCALE
-    f = lambda x: jnp.sum(_VF(x[None]))  # noqa: E731
+    f = lambda x: jnp.sum(_VF(x[None]))
     try:
         _warm(f)
         VSCALE = 4.0
@@ -149,7 +149,7 @@ class Part(enum.Enum):
 
 def test_enum_keyed_parameter_dict_updated_in_place():
     params = {Part.ENC: jnp.ones(3), Part.DEC: jnp.ones(3)}
-    f = lambda x: jnp.sum(x * params[Part.ENC]) + jnp.sum(params[Part.DEC])  # noqa: E731
+    f = lambda x: jnp.sum(x * params[Part.ENC]) + jnp.sum(params[Part.DEC])
     _warm(f)
     params[Part.ENC] = 3 * jnp.ones(3)
     _check(f, 3 * ONES)
@@ -165,9 +165,13 @@ def test_numpy_scalar_keys_object_keys_and_enum_sets():
 
     def f(x):
         s = 2.0 if Part.DEC in flags else 1.0
-        return jnp.sum(x) * by_label[labels[0]] * by_object[marker] * s * tuple_keys[
-            (Part.ENC, np.int64(1))
-        ]
+        return (
+            jnp.sum(x)
+            * by_label[labels[0]]
+            * by_object[marker]
+            * s
+            * tuple_keys[(Part.ENC, np.int64(1))]
+        )
 
     _warm(f)
     by_label[labels[0]] = 2.0
@@ -182,7 +186,7 @@ def test_numpy_scalar_keys_object_keys_and_enum_sets():
 
 def test_int_key_is_not_float_key():
     table = {1: 2.0}
-    f = lambda x: jnp.sum(x) * sum(k * 0 + (3.0 if type(k) is float else 1.0) for k in table)  # noqa: E731
+    f = lambda x: jnp.sum(x) * sum(k * 0 + (3.0 if type(k) is float else 1.0) for k in table)
     _warm(f)
     del table[1]
     table[1.0] = 2.0  # equal, same hash: a different key all the same
@@ -205,7 +209,7 @@ def test_large_parameter_dict_updated_in_place_is_seen_without_recompiling():
 
 def test_large_dict_of_floats_updated_in_place():
     cfg = {f"c{i}": 1.0 for i in range(400)}
-    f = lambda x: jnp.sum(x) * cfg["c399"]  # noqa: E731
+    f = lambda x: jnp.sum(x) * cfg["c399"]
     _warm(f)
     cfg["c399"] = 4.0
     _check(f, 4 * ONES)
@@ -219,7 +223,7 @@ def test_function_attributes():
         return jnp.sum(x) * penalty.weight
 
     penalty.weight = 2.0
-    f = lambda x: penalty(x)  # noqa: E731
+    f = lambda x: penalty(x)
     _warm(f)
     penalty.weight = 1.0
     _check(f, ONES)
@@ -230,7 +234,7 @@ def test_function_attribute_array_is_hoisted():
         return jnp.sum(x * penalty.w)
 
     penalty.w = jnp.ones(3)
-    f = lambda x: penalty(x)  # noqa: E731
+    f = lambda x: penalty(x)
     _warm(f)
     before = _stats()
     penalty.w = 5 * jnp.ones(3)
@@ -253,7 +257,7 @@ def test_mutable_builtin_containers(kind):
         inner = {"k": 2.0}
         box = types.MappingProxyType(inner)
         read, change, want = (lambda: box["k"]), (lambda: inner.__setitem__("k", 5.0)), 5.0
-    f = lambda x: jnp.sum(x) * read()  # noqa: E731
+    f = lambda x: jnp.sum(x) * read()
     _warm(f)
     change()
     _check(f, want * ONES)
@@ -262,7 +266,7 @@ def test_mutable_builtin_containers(kind):
 def test_os_environ():
     key = "JAXFUNC_TEST_GUARD_SCALE"
     os.environ[key] = "2"
-    f = lambda x: jnp.sum(x) * float(os.environ[key])  # noqa: E731
+    f = lambda x: jnp.sum(x) * float(os.environ[key])
     try:
         _warm(f)
         os.environ[key] = "3"
@@ -286,7 +290,7 @@ def test_masked_array_mask_and_matrix():
 
 
 def test_monkeypatched_library_function():
-    f = lambda x: jnp.sum(jax.nn.gelu(x))  # noqa: E731
+    f = lambda x: jnp.sum(jax.nn.gelu(x))
     original = jax.nn.gelu
     try:
         _warm(f)
@@ -302,7 +306,7 @@ def test_user_module_getattr():
         "_CONFIG = {'scale': 2.0}\ndef __getattr__(name):\n    return _CONFIG[name]\n",
         mod.__dict__,
     )
-    f = lambda x: jnp.sum(x) * mod.scale  # noqa: E731
+    f = lambda x: jnp.sum(x) * mod.scale
     _warm(f)
     mod._CONFIG["scale"] = 6.0
     _check(f, 6 * ONES)
@@ -326,7 +330,7 @@ def test_torch_parameter_updated_in_place():
 def test_torch_tensor_global_updated_in_place():
     torch = pytest.importorskip("torch")
     t = torch.ones(3, dtype=torch.float64)
-    f = lambda x: jnp.sum(x * jaxfunc.interop.from_torch(t))  # noqa: E731
+    f = lambda x: jnp.sum(x * jaxfunc.interop.from_torch(t))
     _warm(f)
     t.mul_(3.0)
     _check(f, 3 * ONES)
@@ -346,7 +350,7 @@ DOUBLING = _Doubling(jnp.ones(3))  # holds 2.0
 
 
 def test_namedtuple_with_converting_new_is_not_converted_again():
-    f = lambda x: jnp.sum(x * DOUBLING.w)  # noqa: E731
+    f = lambda x: jnp.sum(x * DOUBLING.w)
     for _ in range(4):
         np.testing.assert_allclose(_grad(f), 2 * ONES)
 
@@ -362,30 +366,31 @@ class _SelfCopying:
 def test_object_whose_copy_is_itself_is_never_written_into():
     obj = _SelfCopying()
     w = obj.W
-    f = lambda x: jnp.sum(x * obj.W)  # noqa: E731
+    f = lambda x: jnp.sum(x * obj.W)
     for _ in range(4):
         np.testing.assert_allclose(_grad(f), ONES)
     assert obj.W is w
 
 
-class _Dataset:
-    closed: list = []
+_CLOSED: list[int] = []
 
+
+class _Dataset:
     def __init__(self):
         self.W = jnp.ones(3)
 
     def __del__(self):
-        _Dataset.closed.append(id(self))  # would close the user's file
+        _CLOSED.append(id(self))  # would close the user's file
 
 
 def test_copies_never_run_del():
     ds = _Dataset()
-    f = lambda x: jnp.sum(x * ds.W)  # noqa: E731
+    f = lambda x: jnp.sum(x * ds.W)
     _warm(f)
     ds.W = 2 * jnp.ones(3)
     _check(f, 2 * ONES)
     gc.collect()
-    assert _Dataset.closed == []
+    assert _CLOSED == []
 
 
 # -- 5. bounded, iterative walks ------------------------------------------------------------------
@@ -418,7 +423,7 @@ BIG = np.zeros(20_000)  # 160 KB
 
 
 def test_negative_zero_in_a_large_numpy_array():
-    f = lambda x: jnp.sum(x) * jnp.copysign(1.0, BIG[0])  # noqa: E731
+    f = lambda x: jnp.sum(x) * jnp.copysign(1.0, BIG[0])
     try:
         _warm(f)
         BIG[0] = -0.0
@@ -429,7 +434,7 @@ def test_negative_zero_in_a_large_numpy_array():
 
 def test_large_numpy_global_is_hoisted_not_compared():
     big = np.ones(1 << 18)
-    f = lambda x: jnp.sum(x) * big[-1] + 0 * jnp.sum(big)  # noqa: E731
+    f = lambda x: jnp.sum(x) * big[-1] + 0 * jnp.sum(big)
     _warm(f)
     before = _stats()
     big[-1] = 4.0
@@ -464,7 +469,7 @@ IDX = np.array([1, 0])
 
 
 def test_numpy_array_steering_python_still_works():
-    f = lambda x: jnp.sum(x) * [1.0, 2.0, 3.0][int(IDX[0])]  # noqa: E731
+    f = lambda x: jnp.sum(x) * [1.0, 2.0, 3.0][int(IDX[0])]
     try:
         np.testing.assert_allclose(_warm(f), 2 * ONES)
         IDX[0] = 2
@@ -509,12 +514,12 @@ _MOD.W = jnp.ones(3)
 def test_arrays_behind_jit_helpers_and_module_attributes_are_hoisted(route):
     global HW
     if route == "module attribute":
-        f = lambda x: jnp.sum(x * _MOD.W)  # noqa: E731
+        f = lambda x: jnp.sum(x * _MOD.W)
 
         def change(k):
             _MOD.W = k * jnp.ones(3)
     else:
-        f = lambda x: jnp.sum(_jit_helper(x))  # noqa: E731
+        f = lambda x: jnp.sum(_jit_helper(x))
 
         def change(k):
             global HW
@@ -554,8 +559,8 @@ def test_an_object_reached_by_two_routes():
 
 def test_state_a_guard_cannot_read_runs_eagerly():
     counter = iter(range(100))  # an iterator: its state cannot be read without advancing it
-    f = lambda x: jnp.sum(x) * (2.0 if counter else 1.0)  # noqa: E731
-    with pytest.raises(_guard.Uncacheable, match="itertools|range_iterator|state"):
+    f = lambda x: jnp.sum(x) * (2.0 if counter else 1.0)
+    with pytest.raises(_guard.Uncacheable, match=r"range_iterator.*state"):
         _guard.build(f)
     for _ in range(4):
         np.testing.assert_allclose(_grad(f), 2 * ONES)
@@ -563,7 +568,7 @@ def test_state_a_guard_cannot_read_runs_eagerly():
 
 def test_guard_source_is_readable():
     params = {"w": jnp.ones(3), "b": jnp.ones(3)}
-    f = lambda x: jnp.sum(x * params["w"] + params["b"])  # noqa: E731
+    f = lambda x: jnp.sum(x * params["w"] + params["b"])
     plan = _guard.build(f)
-    assert "set(map(type," in plan.source  # one vectorized check for the array group
+    assert "list(map(type," in plan.source  # one vectorized check for the array group
     assert len(plan.guard(f)) == 2

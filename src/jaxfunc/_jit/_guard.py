@@ -54,6 +54,7 @@ from __future__ import annotations
 import array
 import builtins
 import collections
+import contextlib
 import enum
 import functools
 import importlib.util
@@ -210,10 +211,8 @@ def _library_class(cls: type) -> bool:
         for part in cls.__qualname__.split("."):
             target = getattr(target, part, None)
         found = target is cls
-    try:
+    with contextlib.suppress(TypeError):  # (a class that cannot be held weakly)
         _class_is_library[cls] = found
-    except TypeError:  # pragma: no cover
-        pass
     return found
 
 
@@ -377,7 +376,6 @@ class _Builder:
         self.ns: dict[str, Any] = {
             "_np": np,
             "_ArrayImpl": _compat.ArrayImpl,
-            "_ARRAYS": frozenset({_compat.ArrayImpl}),
             "_same_float": _same_float,
             "_empty": _empty,
             "_keys": _keys,
@@ -465,6 +463,7 @@ class _Builder:
 
     def value(self, v: str, obj: Any, path: Path | None, names: tuple[str, ...]) -> None:
         t = type(obj)
+        raw: Any = obj  # (not narrowed by the isinstance checks below)
         if path is not None and (not self.hoist or id(obj) in self.nohoist):
             path = None
         if isinstance(obj, _compat.Tracer):
@@ -496,14 +495,14 @@ class _Builder:
         elif t is set or t is frozenset:
             self._set(v, obj, names)
         elif t is bytearray:
-            self.fail_unless(f"type({v}) is bytearray and {v} == {self.const(bytes(obj))}")
+            self.fail_unless(f"type({v}) is bytearray and {v} == {self.const(bytes(raw))}")
         elif t is array.array:
             self.fail_unless(
-                f"type({v}) is {self.const(t)} and {v}.typecode == {obj.typecode!r} "
-                f"and {v}.tobytes() == {self.const(obj.tobytes())}"
+                f"type({v}) is {self.const(t)} and {v}.typecode == {raw.typecode!r} "
+                f"and {v}.tobytes() == {self.const(raw.tobytes())}"
             )
         elif t is range or t is slice:
-            exact = _keys((obj.start, obj.stop, obj.step))
+            exact = _keys((raw.start, raw.stop, raw.step))
             self.fail_unless(
                 f"type({v}) is {self.const(t)} "
                 f"and _keys(({v}.start, {v}.stop, {v}.step)) == {self.const(exact)}"
@@ -530,8 +529,10 @@ class _Builder:
         elif t is _JIT_TYPE:
             self._jit(v, obj, path, names)
         elif t in _CUSTOM_RULES:
-            if self.first_visit(v, obj, None):
-                self.identity(v, obj)
+            self.identity(v, obj)
+            if _library_callable(getattr(obj, "fun", None)):
+                pass  # a library's own rule (jax.nn.relu): fixed code
+            elif self.first_visit(v, obj, None):
                 for attr in _CUSTOM_RULES[t]:
                     self.child(f"{v}.{attr}", getattr(obj, attr, None), None, names)
         elif isinstance(obj, types.ModuleType):
@@ -580,9 +581,7 @@ class _Builder:
             raise Uncacheable("it reads a numpy array of Python objects")
         if t is np.ndarray and path is not None and arr.dtype.kind in _HOISTABLE_KINDS:
             # passed to the program as an argument: never compared, never stale
-            self.fail_unless(
-                f"type({v}) is _np.ndarray and {v}.dtype.kind in {_HOISTABLE_KINDS!r}"
-            )
+            self.fail_unless(f"type({v}) is _np.ndarray and {v}.dtype.kind in {_HOISTABLE_KINDS!r}")
             self.hoist_here(v, path)
             self.numpy_hoisted = True
             return
@@ -607,8 +606,10 @@ class _Builder:
         if t is collections.deque:
             self.fail_unless(f"type({v}) is {self.const(t)} and {v}.maxlen == {obj.maxlen!r}")
             path = None
-        elif t is not tuple and t is not list and not (
-            issubclass(t, tuple) and _rebuildable_instance(t)
+        elif (
+            t is not tuple
+            and t is not list
+            and not (issubclass(t, tuple) and _rebuildable_instance(t))
         ):
             path = None  # a subclass of unknown construction: read, never rebuilt
         self.fail_unless(f"type({v}) is {self.const(t)} and len({v}) == {len(obj)}")
@@ -624,7 +625,8 @@ class _Builder:
             return False
         if any(id(x) in self.nohoist for x in items):
             return False
-        self.fail_unless(f"set(map(type, {v})) == _ARRAYS")
+        # (a list of the same type object compares by identity: the fastest check there is)
+        self.fail_unless(f"list(map(type, {v})) == {self.const([_compat.ArrayImpl] * len(items))}")
         self.hoisted.append(f"*{v}")
         for i, k in enumerate(range(len(items)) if keys is None else keys):
             self.paths.append((path[0], (*path[1], ("item", k))))
@@ -722,7 +724,8 @@ class _Builder:
             except AttributeError:
                 self.fail_unless(f"not hasattr({v}, {self.const(name)})")
                 continue
-            self.child(f"getattr({v}, {self.const(name)})", item, _step(path, ("attr", name)), names)  # fmt: skip
+            where = _step(path, ("attr", name))
+            self.child(f"getattr({v}, {self.const(name)})", item, where, names)
 
     def _class(self, cls: type) -> None:
         """Every entry of a user class's ``__dict__`` (and of its user base classes')."""
@@ -802,9 +805,9 @@ class _Builder:
         inlines)."""
         self.identity(v, obj)
         wrapped = getattr(obj, "__wrapped__", None)
-        if _is_user_function(wrapped):
+        if isinstance(wrapped, types.FunctionType) and not _library_code(wrapped.__code__):
             self.function(self.var(f"{v}.__wrapped__"), wrapped, v, rebindable=_at_anchor(path))
-        elif wrapped is not None:
+        elif wrapped is not None and not _library_callable(wrapped):
             self.child(f"{v}.__wrapped__", wrapped, None, names)
 
     def function(self, v: str, fn: types.FunctionType, replaces: str, rebindable: bool) -> None:
@@ -912,6 +915,13 @@ def _library_internal(obj: Any) -> bool:
     if t in _CUSTOM_RULES:
         return False
     return _library_class(t)
+
+
+def _library_callable(obj: Any) -> bool:
+    """A library function, or a jit of one."""
+    if type(obj) is _JIT_TYPE:
+        obj = getattr(obj, "__wrapped__", None)
+    return isinstance(obj, types.FunctionType) and _library_code(obj.__code__)
 
 
 def _at_anchor(path: Path | None) -> bool:

@@ -88,7 +88,7 @@ def _rebuild(obj: Any, trie: dict[Any, Any]) -> Any:
         if t is OrderedDict:
             new = OrderedDict(obj)
         elif t is defaultdict:
-            new = defaultdict(obj.default_factory, obj)
+            new = defaultdict(obj.default_factory, obj)  # type: ignore[attr-defined]
         else:
             new = dict(obj)
         for (_, k), sub in trie.items():
