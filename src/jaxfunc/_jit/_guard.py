@@ -61,8 +61,11 @@ import importlib.util
 import itertools
 import math
 import os
+import re
+import site
 import sys
 import sysconfig
+import threading
 import types
 import weakref
 from collections import OrderedDict, defaultdict
@@ -86,8 +89,10 @@ _CUSTOM_RULES = {
     jax.custom_jvp: ("fun", "jvp", "nondiff_argnums"),
     jax.custom_vjp: ("fun", "fwd", "bwd", "nondiff_argnums"),
 }
+# Class entries that are not behaviour: descriptors of the instance layout, documentation,
+# and caches Python keeps there (``_abc_impl``: an ABC's subclass registry)
 _SKIPPED_CLASS_ENTRIES = frozenset(
-    {"__dict__", "__weakref__", "__doc__", "__module__", "__slotnames__"}
+    {"__dict__", "__weakref__", "__doc__", "__module__", "__slotnames__", "_abc_impl"}
 )
 _HOISTABLE_KINDS = "biufc"  # numpy dtype kinds a jit argument can have
 # Values of these types cannot change: checked by identity.
@@ -101,7 +106,10 @@ _IMMUTABLE_TYPES = (
     types.MemberDescriptorType,
     type(type.__dict__["__dict__"]),
     weakref.ref,
-    type(__import__("re").compile("")),
+    type(re.compile("")),
+    # a lock's state is not a value any computation reads
+    type(threading.Lock()),
+    type(threading.RLock()),
 )
 # Instances of library classes from these packages are values (arrays, dtypes, devices,
 # shardings, tree definitions) that do not change in place: checked by identity.
@@ -128,7 +136,10 @@ def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
     separator. The standard library is library code; site-packages only for the known
     library packages (a user's own package may be installed there)."""
     paths = sysconfig.get_paths()
-    site = {paths[k] for k in ("purelib", "platlib") if k in paths}
+    site_dirs = {paths[k] for k in ("purelib", "platlib") if k in paths}
+    with contextlib.suppress(Exception):  # (absent in some embedded interpreters)
+        site_dirs.update(site.getsitepackages())
+        site_dirs.add(site.getusersitepackages())
     lib = {paths[k] for k in ("stdlib", "platstdlib") if k in paths}
     lib.add(os.path.dirname(os.__file__))
     for name in _LIBRARY_PACKAGES:
@@ -147,7 +158,7 @@ def _library_dirs() -> tuple[tuple[str, ...], tuple[str, ...]]:
     def norm(p: str) -> str:
         return os.path.join(os.path.realpath(p), "")
 
-    return tuple(sorted(norm(p) for p in lib)), tuple(sorted(norm(p) for p in site))
+    return tuple(sorted(norm(p) for p in lib)), tuple(sorted(norm(p) for p in site_dirs))
 
 
 _file_is_library: dict[str, bool] = {}
