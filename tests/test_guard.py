@@ -275,6 +275,7 @@ def test_os_environ():
         del os.environ[key]
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_masked_array_mask_and_matrix():
     masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, False, False])
     mat = np.matrix([[1.0, 1.0, 1.0]])

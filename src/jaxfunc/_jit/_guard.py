@@ -289,7 +289,8 @@ def _empty(cell: Any) -> bool:
 def _exact(k: Any) -> Any:
     """A stand-in for a hashable value that is equal only for the same type and value
     (``1``, ``1.0`` and ``True`` differ, so do ``0.0`` and ``-0.0``); other objects (Enum
-    members, objects hashed by identity) stand for themselves, paired with their type."""
+    members, objects hashed by identity) stand for themselves (by a weak reference, which
+    compares equal while they live), paired with their type."""
     t = type(k)
     if t is str or t is int or t is bool or t is bytes or k is None:
         return (t, k)
@@ -303,7 +304,10 @@ def _exact(k: Any) -> Any:
         return (t, k.tobytes())
     if isinstance(k, tuple):  # a namedtuple key
         return (t, tuple(map(_exact, k)), id(t))
-    return (t, k)
+    try:  # an object: held weakly (a snapshot must not keep a dropped key alive)
+        return (t, weakref.ref(k))
+    except TypeError:
+        return (t, k)
 
 
 def _keys(mapping: Any) -> tuple[Any, ...]:
