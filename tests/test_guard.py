@@ -573,3 +573,26 @@ def test_guard_source_is_readable():
     plan = _guard.build(f)
     assert "list(map(type," in plan.source  # one vectorized check for the array group
     assert len(plan.guard(f)) == 2
+
+
+class _State(collections.namedtuple("_State", "mu nu")):
+    __slots__ = ()
+
+    def total(self):  # only a _State has it: a rebuilt plain tuple would fail
+        return jnp.sum(self.nu)
+
+
+def test_array_groups_in_lists_and_namedtuples_are_rebuilt_with_their_types():
+    layers = [jnp.ones(3), jnp.ones(3)]
+    box = {"state": _State(jnp.ones(3), jnp.ones(3))}
+
+    def f(x):
+        return jnp.sum(x * layers[1]) * box["state"].total() / 3
+
+    _warm(f)
+    before = _stats()
+    layers[1] = 2 * jnp.ones(3)
+    box["state"] = _State(jnp.ones(3), 3 * jnp.ones(3))
+    _check(f, 6 * ONES)
+    assert _delta(before, "trace") == 0
+    assert "list(map(type," in _cache._slots[f].entries[0].plan.source

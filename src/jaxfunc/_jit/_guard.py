@@ -354,8 +354,9 @@ _rebuildable_classes: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDic
 
 def _rebuildable_instance(cls: type) -> bool:
     """Can a copy of an instance be made, and its attributes set, without running any of
-    the class's code? ``object.__new__`` then the ``__dict__`` and slots copied over; never
-    for a class with ``__del__`` (the copy's would run when it dies)."""
+    the class's code? ``object.__new__`` (``tuple.__new__`` for a tuple subclass) then the
+    ``__dict__`` and slots copied over; never for a class with ``__del__`` (the copy's would
+    run when it dies)."""
     try:
         found = _rebuildable_classes.get(cls)
     except TypeError:  # pragma: no cover
@@ -364,7 +365,10 @@ def _rebuildable_instance(cls: type) -> bool:
         found = False
         if getattr(cls, "__del__", None) is None:
             try:
-                object.__new__(cls)
+                if issubclass(cls, tuple):
+                    tuple.__new__(cls, ())
+                else:
+                    object.__new__(cls)
                 found = True
             except Exception:
                 found = False
