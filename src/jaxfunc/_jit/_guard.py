@@ -80,7 +80,7 @@ from . import _rebind
 
 MAX_CHECKS = 4096  # lines of guard: past this the state is too large to guard per call
 MAX_HOIST_DEPTH = 64  # steps below an anchor that a hoisted place may lie (rebind recursion)
-_SMALL_BYTES = 1 << 16  # numpy arrays compared by content: snapshot kept as bytes
+_SCALAR_GROUP = 8  # this many Python scalars of one type in a container: checked at once
 
 _PLAIN_SCALARS = (type(None), bool, int, str, bytes, type(Ellipsis), type(NotImplemented))
 _FLOATS = (float, complex)
@@ -330,6 +330,10 @@ def _value_key(k: Any) -> bool:
     )
 
 
+def _floats(items: Any) -> bytes:
+    return array.array("d", items).tobytes()
+
+
 def _mapping_items(m: Any) -> Any:
     return list(m.items())
 
@@ -400,6 +404,7 @@ class _Builder:
             "_keys": _keys,
             "_set_key": _set_key,
             "_items": _mapping_items,
+            "_floats": _floats,
         }
         self.counter = itertools.count()
         self.hoisted: list[str] = []  # guard expressions whose values are returned
@@ -634,6 +639,8 @@ class _Builder:
         self.fail_unless(f"type({v}) is {self.const(t)} and len({v}) == {len(obj)}")
         if path is not None and t is not collections.deque and self._group(v, obj, path):
             return
+        if self._scalars(v, list(obj)):
+            return
         for i, item in enumerate(obj):
             self.child(f"{v}[{i}]", item, _step(path, ("item", i)), names)
 
@@ -647,9 +654,24 @@ class _Builder:
         # (a list of the same type object compares by identity: the fastest check there is)
         self.fail_unless(f"list(map(type, {v})) == {self.const([_compat.ArrayImpl] * len(items))}")
         self.hoisted.append(f"*{v}")
-        for i, k in enumerate(range(len(items)) if keys is None else keys):
+        for k in range(len(items)) if keys is None else keys:
             self.paths.append((path[0], (*path[1], ("item", k))))
-            del i
+        return True
+
+    def _scalars(self, v: str, items: list) -> bool:
+        """Many Python scalars of one type (a long config list or dict): one exact check of
+        them all, instead of one per item."""
+        if len(items) < _SCALAR_GROUP:
+            return False
+        t = type(items[0])
+        if t not in (str, int, float) or any(type(x) is not t for x in items):
+            return False
+        types_ok = f"list(map(type, {v})) == {self.const([t] * len(items))}"
+        if t is float:  # by their bits: -0.0 is not 0.0, NaN is NaN
+            packed = array.array("d", items).tobytes()
+            self.fail_unless(f"{types_ok} and _floats({v}) == {self.const(packed)}")
+        else:  # str and int equality is exact once the types are
+            self.fail_unless(f"{types_ok} and list({v}) == {self.const(items)}")
         return True
 
     def _dict(self, v: str, obj: dict, path: Path | None, names: tuple[str, ...]) -> None:
@@ -669,9 +691,11 @@ class _Builder:
             self.fail_unless(f"_keys({v}) == {self.const(_keys(keys))}")
             self._key_objects(v, keys, names)
         values = list(obj.values())
-        if path is not None and len(values) >= 2:
+        if len(values) >= 2:
             vals = self.var(f"list({v}.values())")
-            if self._group(vals, values, path, keys):
+            if path is not None and self._group(vals, values, path, keys):
+                return
+            if self._scalars(vals, values):
                 return
             self.lines.pop()  # the values list is not needed after all
         for k, item in zip(keys, values):
