@@ -596,3 +596,24 @@ def test_array_groups_in_lists_and_namedtuples_are_rebuilt_with_their_types():
     _check(f, 6 * ONES)
     assert _delta(before, "trace") == 0
     assert "list(map(type," in _cache._slots[f].entries[0].plan.source
+
+
+RW = jnp.ones(3)
+
+
+class _Recursive:
+    def loss(self, x, depth=1):
+        if depth:  # calls itself through the instance: the original function, its globals
+            return self.loss(x, depth - 1) + jnp.sum(x * RW)
+        return jnp.sum(x * RW)
+
+
+def test_a_root_method_calling_itself_reads_no_stale_global():
+    global RW
+    obj = _Recursive()
+    try:
+        _warm(obj.loss)
+        RW = 2 * jnp.ones(3)
+        _check(obj.loss, 4 * ONES)
+    finally:
+        RW = jnp.ones(3)

@@ -17,11 +17,14 @@ jax array, typed PRNG key, numpy array on a     *hoisted*: passed to the compile
   function attribute, attribute, item)            place never recompiles and is never stale
 jax array elsewhere                             identity (jax arrays are immutable)
 numpy array elsewhere, ndarray subclass         type, shape, dtype and bytes (mask included)
-tuple, list, deque                              type, length, then each item
-dict (any key type), other Mapping              type, exact keys, then each value
+tuple, list, deque                              type, length, then each item (jax arrays
+                                                  only: one check, hoisted as a group; 8+
+                                                  scalars of one type: one exact check)
+dict (any key type), other Mapping              type, exact keys, then the values (as above)
 set, frozenset, bytearray, array.array          type and exact content
 user function (by where its code lives)         code, defaults, closure, ``__dict__``, globals
-library function                                identity; its closure cells walked
+library function                                identity; its closure cells walked (the
+                                                  library's own objects there: identity)
 user object (``__dict__``, ``__slots__``)        its class, then every attribute
 user class (and its user base classes)          every entry of its ``__dict__``
 ``jax.jit``/``custom_jvp``/``custom_vjp``       identity, and the functions inside
@@ -46,7 +49,10 @@ hoists nothing below it (a trace could read it by the route that is not rebuilt)
 
 What a guard cannot see: impure functions (random numbers, time, I/O run once, at trace
 time), state reached only dynamically (``globals()[name]``, ``getattr(obj, name_variable)``,
-``eval``), attributes of user modules read without naming them in code.
+``eval``), attributes of user modules read without naming them in code. Accepted
+approximations: a ``str`` dict key replaced by an equal key of a ``str`` subclass (a
+``StrEnum`` member) is not seen; a root method calling itself through its class
+(``type(self).method``) reads its globals unhoisted.
 """
 
 from __future__ import annotations
@@ -420,6 +426,8 @@ class _Builder:
         self.children: list[tuple[str, Any, Path | None, tuple[str, ...]]] = []
         self.keep: list[Any] = []  # objects whose ids are keys above stay alive
         self.root_function = 0  # id of the root's own function
+        self.root_shortcut = False  # the root method was met in its class too
+        self.all_names: set[str] = set()  # every name the walked code names
         self.numpy_hoisted = False
 
     def var(self, expr: str) -> str:
@@ -853,17 +861,23 @@ class _Builder:
         elif wrapped is not None and not _library_callable(wrapped):
             self.child(f"{v}.__wrapped__", wrapped, None, names)
 
-    def function(self, v: str, fn: types.FunctionType, replaces: str, rebindable: bool) -> None:
+    def function(
+        self, v: str, fn: types.FunctionType, replaces: str, rebindable: bool, root: bool = False
+    ) -> None:
         """A user function: its code, defaults, closure, attributes and the globals its
         code names. ``rebindable``: a copy of it can stand in at trace time (``replaces`` is
-        the variable of the object the copy replaces where the trace finds it)."""
-        if id(fn) in self.nohoist:
-            rebindable = False
+        the variable of the object the copy replaces where the trace finds it); the root's
+        own function always is, though it may hoist nothing."""
+        hoisting = rebindable and self.hoist and id(fn) not in self.nohoist
+        if not root:
+            rebindable = hoisting
         # The root method met again in its class's __dict__ counts as the same route: the
-        # trace calls the rebound copy (a recursive ``type(self).method`` call would not:
-        # accepted, like main's guard did)
-        same_route = rebindable or id(fn) == self.root_function
-        if not self.first_visit(v, fn, "rebound" if same_route else None):
+        # trace calls the rebound copy, unless some code names the method (a recursive
+        # ``self.method`` or ``type(self).method`` call reads the original): checked at the
+        # end of the walk
+        shortcut = not rebindable and id(fn) == self.root_function
+        if not self.first_visit(v, fn, "rebound" if rebindable or shortcut else None):
+            self.root_shortcut = self.root_shortcut or shortcut
             return
         code = fn.__code__
         self.fail_unless(f"{v}.__code__ is {self.const(code)}")
@@ -872,9 +886,10 @@ class _Builder:
             index = len(self.functions)
             self.functions.append((v, replaces))
         names = _names_of(code)
+        self.all_names.update(names)
 
         def anchor(kind: str, key: Any) -> Path | None:
-            return None if index is None else ((kind, index, key), ())
+            return None if index is None or not hoisting else ((kind, index, key), ())
 
         defaults = fn.__defaults__
         if defaults is None:
@@ -925,7 +940,7 @@ class _Builder:
             if name in fn.__globals__:
                 item = fn.__globals__[name]
                 where: Path | None = None
-                if index is not None and self.hoist and id(item) not in self.nohoist:
+                if index is not None and hoisting and id(item) not in self.nohoist:
                     where = (("global", seen[1], name), ())  # the module's one rebound copy
                 seen[2][name] = where
                 self.child(f"{g}[{self.const(name)}]", item, where, names)
@@ -1069,12 +1084,12 @@ def _build(root: Any, hoist: bool, nohoist: set[int]) -> Plan:
     self_path: Path = (("self",), ())
     if _is_user_function(root):
         kind = "function"
-        b.function("root", root, "root", rebindable=True)
+        b.function("root", root, "root", rebindable=True, root=True)
     elif isinstance(root, types.MethodType) and _is_user_function(root.__func__):
         kind = "method"
         fv = b.var("root.__func__")
         b.root_function = id(root.__func__)
-        b.function(fv, root.__func__, fv, rebindable=True)
+        b.function(fv, root.__func__, fv, rebindable=True, root=True)
         b.child("root.__self__", root.__self__, self_path, ())
     elif _is_user_function(call := getattr(type(root), "__call__", None)) and not isinstance(
         root, functools.partial
@@ -1082,12 +1097,20 @@ def _build(root: Any, hoist: bool, nohoist: set[int]) -> Plan:
         kind = "object"
         fv = b.var("type(root).__call__")
         b.root_function = id(call)
-        b.function(fv, call, fv, rebindable=True)  # type: ignore[arg-type]
+        b.function(fv, call, fv, rebindable=True, root=True)  # type: ignore[arg-type]
         b.child("root", root, self_path, ())
     else:
         kind = "opaque"
         b.child("root", root, None, ())
     b.run()
+    if (
+        b.root_shortcut
+        and b.root_function not in nohoist
+        and (kind == "object" or getattr(root, "__name__", None) in b.all_names)
+    ):
+        # the method may be called through its class (``self.method``, ``self(x)``: not
+        # found by name), reading its original globals: they cannot be hoisted
+        raise _Conflict(b.root_function)
     body = "\n        ".join(b.lines)
     hoisted = ", ".join(b.hoisted) + ("," if len(b.hoisted) == 1 else "")
     src = (
