@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import resource
-import sys
 import threading
 import time
 import warnings
@@ -152,7 +151,7 @@ def test_state_changed_by_another_thread_while_compiling_is_never_baked_in():
 
     def f(x):
         # The signals are reached dynamically (no guard may see them: they are not state).
-        started, resume = (getattr(sys.modules[__name__], n) for n in SIGNALS)
+        started, resume = (globals()[n] for n in SIGNALS)
         if jax_under_jit() and not started.is_set():  # the compile's trace
             started.set()
             resume.wait(10)  # another thread changes SCALE now

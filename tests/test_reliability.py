@@ -372,6 +372,7 @@ class _Box:
 
 
 @pytest.mark.parametrize(("kind", "n", "compiled_calls"), [("mixed", 300, 0), ("mixed", 80, 2)])
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_dropped_functions_leave_nothing_alive(kind: str, n: int, compiled_calls: int) -> None:
     """Hundreds of distinct closures through the cache: once dropped, all are collected.
     (Closures of one code share a slot, held by the code object, which lives on.)"""

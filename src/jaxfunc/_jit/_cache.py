@@ -445,7 +445,7 @@ def _cannot_trace(
     (a bad argument, a bug in ``f``) and propagates, leaving the entry as it was."""
     if entry.jits.get(program, [None, False])[1]:
         raise error  # it compiled and ran before: a real error at run time
-    if hoisted and isinstance(error, _compat.CONCRETIZATION_ERRORS):
+    if hoisted and (isinstance(error, _compat.CONCRETIZATION_ERRORS) or entry.plan.numpy_hoisted):
         # A hoisted array steers Python control flow (``if float(T) > 0``): check arrays by
         # value and compile their values in instead, then try once more.
         with _lock:
@@ -562,9 +562,15 @@ def _make_jit(counts: collections.Counter[str], entry: _Entry, program: Program)
         # The trace reads a snapshot, proved by the guard to be the state the entry stands
         # for; if it is not (another thread changed it since this call's check), the
         # program is this call's only.
-        f = e.plan.snapshot(f)
-        if e.plan.guard(f) is None:
-            _thread.tainted = True
+        snap = e.plan.snapshot(f)
+        if e.plan.guard(snap) is None:
+            # Either the state moved, or the snapshot cannot pass for the function (helpers
+            # it shares globals with, wrapped in jax.jit): then the trace reads the live
+            # state and only the check after it stands.
+            if e.plan.guard(f) is None:
+                _thread.tainted = True
+        else:
+            f = snap
         _thread.depth += 1
         outer, _thread.entry = _thread.entry, e
         try:
