@@ -13,6 +13,7 @@ from ._cache import clear_cache as clear_cache
 from ._cache import disabled as cache_disabled
 from ._cache import is_enabled as cache_enabled
 from ._cache import set_enabled as set_cache_enabled
+from ._cpu import tune_cpu as tune_cpu
 from ._grad_mode import enable_grad as enable_grad
 from ._grad_mode import no_grad as no_grad
 
@@ -32,4 +33,5 @@ __all__ = [
     "interop",
     "no_grad",
     "set_cache_enabled",
+    "tune_cpu",
 ]
