@@ -317,20 +317,33 @@ def leaves(tree: Any) -> list[np.ndarray]:
     return [np.asarray(tree)]
 
 
+def tolerance(dtype: Any) -> tuple[float, float]:
+    """(rtol, atol as a fraction of the largest expected magnitude) for results of ``dtype``.
+
+    float64: every variant agrees to ~1e-14, so these only catch real errors. float32: a few
+    ulp per operation through a small network, against float64 analytic values.
+    """
+    if np.dtype(dtype) == np.float32:
+        return 2e-4, 2e-5
+    return 1e-9, 1e-11
+
+
 def check(name: str, result: Any, expected: list[np.ndarray], what: str) -> None:
     """A variant's result must equal ``expected`` (analytic values), hence every other variant's.
 
-    Raises AssertionError naming the benchmark and the variant.
+    The tolerance follows the result's dtype (``tolerance``). Raises AssertionError naming
+    the benchmark and the variant.
     """
     got = leaves(result)
     if len(got) != len(expected):
         raise AssertionError(f"{what}: {name} returned {len(got)} arrays, expected {len(expected)}")
     for i, (g, e) in enumerate(zip(got, expected)):
+        rtol, atol = tolerance(g.dtype)
         np.testing.assert_allclose(
             g,
             e,
-            rtol=1e-9,  # float64: every variant agrees to ~1e-14; this only catches real errors
-            atol=1e-11,
+            rtol=rtol,
+            atol=atol * max(1.0, float(np.max(np.abs(e), initial=0.0))),
             err_msg=f"{what}: {name} disagrees with the analytic result (array {i})",
         )
 
