@@ -52,6 +52,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="few short rounds: proves the script runs")
     p.add_argument("--rounds", type=int, help="timing rounds (default: 7, quick: 3)")
     p.add_argument(
+        "--dtype",
+        choices=("float32", "float64", "both"),
+        default="both",
+        help="floating dtype of every input, JAX and torch alike (default: %(default)s)",
+    )
+    p.add_argument(
         "--target-time",
         type=float,
         help="seconds each timing lasts, calls repeated to fill it (default: 0.2, quick: 0.02)",
@@ -70,16 +76,36 @@ class Env:
     quick: bool
     rounds: int
     target_s: float
+    dtypes: tuple[str, ...] = ("float64",)  # every dtype this run covers
+    dtype: str = "float64"  # the one being measured now (``use_dtype``)
+
+    def cast(self, a: np.ndarray) -> np.ndarray:
+        """Floating arrays in the current dtype; other arrays as they are."""
+        a = np.asarray(a)
+        return a.astype(self.dtype) if a.dtype.kind == "f" else a
+
+    def rounded(self, a: np.ndarray) -> np.ndarray:
+        """``a`` as the variants will see it (rounded to the current dtype), in float64: the
+        input of the analytic reference values."""
+        a = self.cast(a)
+        return a.astype(np.float64) if a.dtype.kind == "f" else a
 
     def put(self, a: np.ndarray) -> jax.Array:
-        return jax.device_put(a, self.jax_device)
+        return jax.device_put(self.cast(a), self.jax_device)
 
     def tensor(self, a: np.ndarray) -> Any:
-        return torch.from_numpy(np.array(a)).to(self.torch_device)
+        return torch.from_numpy(np.array(self.cast(a))).to(self.torch_device)
+
+    def use_dtype(self, dtype: str) -> None:
+        """Measure in ``dtype`` from now on: inputs are cast to it, torch's default follows."""
+        self.dtype = dtype
+        if self.torch_device:
+            torch.set_default_dtype(getattr(torch, dtype))
 
 
 def setup(args: argparse.Namespace) -> Env:
-    """float64 everywhere (the reference notebook's dtype), devices chosen, JAX warmed up."""
+    """x64 enabled (float64 needs it; float32 inputs stay float32), devices chosen, JAX warmed
+    up; the dtype to measure first is set (``Env.use_dtype``)."""
     jax.config.update("jax_enable_x64", True)
     platform_ = jax.default_backend() if args.device == "auto" else args.device
     try:
@@ -101,7 +127,10 @@ def setup(args: argparse.Namespace) -> Env:
     rounds = args.rounds or (3 if args.quick else 7)
     target_s = args.target_time or (0.02 if args.quick else 0.2)
     _warm_up_jax()
-    return Env(tag, device, torch_device, reason, args.quick, rounds, target_s)
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    env = Env(tag, device, torch_device, reason, args.quick, rounds, target_s, dtypes)
+    env.use_dtype(dtypes[0])
+    return env
 
 
 def _warm_up_jax() -> None:
@@ -481,7 +510,7 @@ def environment(env: Env, load_before: tuple[float, ...]) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
-        "dtype": "float64",
+        "dtype": " and ".join(env.dtypes),
         "mode": "quick" if env.quick else "full",
         "rounds": env.rounds,
         "target_s_per_timing": env.target_s,

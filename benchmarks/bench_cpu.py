@@ -305,9 +305,11 @@ def markdown(results, fid, tgts, info) -> str:
         "µs per call; `× torch` against torch's forward in the same child.",
         "",
     ]
-    headers = ["dtype, N", "variant"] + [f"{s}: µs" for s in settings] + [
-        f"{s}: × torch" for s in settings
-    ]
+    headers = (
+        ["dtype, N", "variant"]
+        + [f"{s}: µs" for s in settings]
+        + [f"{s}: × torch" for s in settings]
+    )
     rows = []
     for key in results[settings[0]]["kernel"]:
         for name in (K_JIT, K_VEC, K_TORCH):
@@ -382,7 +384,12 @@ def main() -> None:
     (T.RESULTS / "cpu_tuning.md").write_text(markdown(results, fid, tgts, info))
     T.write_json(
         T.RESULTS / "cpu_tuning.json",
-        {"environment": info, "settings": results, "fidelity": fid, "targets": T.targets_json(tgts)},
+        {
+            "environment": info,
+            "settings": results,
+            "fidelity": fid,
+            "targets": T.targets_json(tgts),
+        },
     )
     T.print_targets(tgts)
     print(f"\nwrote {T.RESULTS / 'cpu_tuning'}.md, .json")

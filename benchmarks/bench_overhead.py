@@ -33,7 +33,6 @@ from typing import Any
 
 import _timing as T
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxfunc
@@ -165,7 +164,7 @@ def main() -> None:
 
     for _ in range(4):  # eager, compile, hits
         jax.block_until_ready(AF.vjp(f_af, x, v))
-        out, vjp_fn = jaxfunc.func.vjp(g, x)
+        _, vjp_fn = jaxfunc.func.vjp(g, x)
         jax.block_until_ready(vjp_fn(v))
         jax.block_until_ready(hand([x], v))
     _, vjp_fn = jaxfunc.func.vjp(g, x)
@@ -174,7 +173,7 @@ def main() -> None:
     entry = _cache._slots.get(f_af).entries[0]
     compiled = next(iter(entry.jits.values()))
     hoisted = entry.plan.guard(f_af)
-    is_tuple, xs = AF._inputs(x, "vjp")
+    _, xs = AF._inputs(x, "vjp")
     v_arrays, _ = AF._split_v(v)
 
     def two_step():
@@ -225,9 +224,7 @@ def main() -> None:
         "Python costs. µs per call, median over interleaved rounds; calls counted with",
         "`sys.setprofile` (deterministic: compare these across machines and loads).",
         "",
-        T.md_table(
-            ["variant", "µs/call", "− hand-written jit", "Python calls", "C calls"], rows
-        ),
+        T.md_table(["variant", "µs/call", "− hand-written jit", "Python calls", "C calls"], rows),
         "",
         "## Pieces of an `AF.vjp` hit, each timed alone",
         "",
