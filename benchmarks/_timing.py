@@ -338,9 +338,12 @@ def run(case: str, size: str, prepared: Prepared, env: Env) -> Benchmark:
 
 
 def leaves(tree: Any) -> list[np.ndarray]:
-    """The arrays of a result (nested tuples/lists of jax arrays or torch tensors), as numpy."""
+    """The arrays of a result (nested tuples/lists/dicts of jax arrays or torch tensors), as
+    numpy."""
     if isinstance(tree, (tuple, list)):
         return [leaf for item in tree for leaf in leaves(item)]
+    if isinstance(tree, dict):  # by key: JAX's own transforms return dicts with sorted keys
+        return [leaf for key in sorted(tree) for leaf in leaves(tree[key])]
     if torch is not None and isinstance(tree, torch.Tensor):
         return [tree.detach().cpu().numpy()]
     return [np.asarray(tree)]

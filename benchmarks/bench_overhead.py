@@ -110,7 +110,8 @@ def profile_top(fn: Callable[[], Any], reps: int, top: int = 25) -> str:
 
 
 def pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
-    """Each step of AF.vjp's cached path alone, found by name in the current internals."""
+    """Each step of AF.vjp's cached path alone, and the jit dispatches of func.vjp + vjp_fn,
+    found by name in the current internals."""
     from jaxfunc import _cache, _checks, _compat
 
     f = f_trivial
@@ -141,7 +142,38 @@ def pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
             res.rebuild(arrays) if type(res) is _cache._WithoutInputs else res
         ),
     }
+    out |= _func_vjp_pieces(x, v)
     return out
+
+
+def _func_vjp_pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
+    """The two jit dispatches inside ``func.vjp + vjp_fn``, called directly."""
+    from jaxfunc import _cache, _core, func
+
+    def g(x):
+        return x * 2
+
+    try:
+        for _ in range(3):
+            _, vjp_fn = func.vjp(g, x)
+        entry, hoisted, _ = _cache._lookup(g)
+        key = next(iter(entry.jits))
+        compiled = entry.jits[key]
+        arrays = [x]
+        stripped = compiled[0](hoisted, arrays)
+        meta, residuals = vjp_fn._meta, vjp_fn._residuals
+        apply = _core._apply_compiled
+    except (AttributeError, KeyError, TypeError, StopIteration) as e:
+        return {f"(func.vjp pieces unavailable: {type(e).__name__}: {e})": lambda: None}
+    return {
+        "func.vjp: the cache's jit called directly": lambda: compiled[0](hoisted, arrays),
+        "func.vjp: _WithoutInputs.rebuild (residuals that are inputs)": lambda: (
+            stripped.rebuild(arrays) if type(stripped) is _cache._WithoutInputs else stripped
+        ),
+        "vjp_fn: _apply_compiled(pullback_def, residuals, cts) directly": lambda: apply(
+            meta.pullback_def, residuals, (v,)
+        ),
+    }
 
 
 def _enter(cm: Any) -> None:

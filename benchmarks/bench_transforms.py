@@ -254,7 +254,7 @@ def tutorial_per_sample_variants(env: Env) -> T.Prepared:
         psg_t = torch.func.vmap(torch.func.grad(_ce_torch), in_dims=(None, 0, 0))
         variants.append(Variant(TUT_PSG_T, lambda: psg_t(params_t, xt, tt), "torch", None, HAND))
     expected = _models.per_sample_ce_grads_dict(params_np, x_np, t_np)
-    return variants, list(expected.values()), lambda: raw(params, x, t)
+    return variants, T.leaves(expected), lambda: raw(params, x, t)
 
 
 def _model_jax(params, x):
