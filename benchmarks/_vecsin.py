@@ -5,13 +5,15 @@ element (see benchmarks/README.md, "CPU kernels"); multiplies, adds and rounding
 This is the benchmark's *formulation* experiment: how fast x²+sin(x²) runs once sin is
 vectorizable, and how close its values stay to libm's and torch's. Not part of jaxfunc.
 
-Method (|x| < 2^20; larger arguments anywhere in the array send the whole array to
-``jnp.sin``, a run-time branch): k = round(x·2/π); r = x − k·π/2 with π/2 split in three
-parts (Cody–Waite: k·P1 and k·P2 are exact for |k| < 2^(bits left), so r keeps full
-precision); sin or cos of r ∈ [−π/4, π/4] by its Taylor polynomial (enough terms that the first dropped one is
-below half an ulp); the quadrant k mod 4 picks which and its sign; inf and NaN give NaN, as
-libm does. float32 is evaluated in float64 (when x64 is on) and rounded once. Error against
-mpmath (bench_cpu.py): float32 ≤ 0.5 ulp (torch 0.6), float64 ≤ 2 ulp (libm and torch: 1).
+Method (for |x| < 2^20 only: larger arguments give NaN, a fidelity break libm and torch do
+not have; a ``lax.cond`` falling back to ``jnp.sin`` keeps fidelity but splits the kernel
+into several passes over memory, slower than the scalar kernel at N >= 1e5 in float32):
+k = round(x·2/π); r = x − k·π/2 with π/2 split in three parts (Cody–Waite: k·P1 and k·P2
+are exact for |k| < 2^(bits left), so r keeps full precision); sin or cos of r in
+[−π/4, π/4] by its Taylor polynomial (enough terms that the first dropped one is below half
+an ulp); the quadrant k mod 4 picks which and its sign; inf and NaN give NaN, as libm does.
+float32 is evaluated in float64 (when x64 is on) and rounded once. Error against mpmath
+(bench_cpu.py): float32 <= 0.5 ulp (torch 0.6), float64 <= 2 ulp (libm and torch: 1).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -54,8 +55,9 @@ def _poly(z, coeffs):
     return acc
 
 
-#: Beyond this |x| the reduction loses accuracy: such arrays take jnp.sin (one branch for the
-#: whole array, chosen at run time; NaN stays on the fast path, inf takes jnp.sin).
+#: Beyond this |x| the reduction loses accuracy; the result there is NaN (see the module
+#: docstring: a run-time branch to jnp.sin instead costs more passes over memory than the
+#: scalar kernel it replaces).
 LIMIT = 2.0**20
 
 
@@ -77,9 +79,9 @@ def _poly_sin(x):
 
 
 def vec_sin(x):
-    """sin(x), vectorizable by XLA on CPU. float32 is computed in float64 when x64 is on
-    (then correctly rounded in practice: ≤ 0.5 ulp measured); float64 within ~2 ulp."""
+    """sin(x) for |x| < 2^20, vectorizable by XLA on CPU (NaN beyond). float32 is computed in
+    float64 when x64 is on (then correctly rounded in practice: ≤ 0.5 ulp measured); float64
+    within ~2 ulp."""
     if x.dtype == jnp.float32 and jnp.zeros((), jnp.float64).dtype == jnp.float64:
         return vec_sin(x.astype(jnp.float64)).astype(jnp.float32)
-    big = jnp.any(jnp.abs(x) >= LIMIT)
-    return jax.lax.cond(big, jnp.sin, _poly_sin, x)
+    return jnp.where(jnp.abs(x) < LIMIT, _poly_sin(x), jnp.nan)
