@@ -21,7 +21,7 @@ does not read: shown so that nobody relies on it); ``--xla_cpu_multi_thread_eige
 
 Writes ``results/cpu_tuning.md`` and ``.json``, and prints PASS/MISS per target.
 
-    JAX_PLATFORMS=cpu python benchmarks/bench_cpu.py [--quick]
+    JAX_PLATFORMS=cpu python benchmarks/bench_cpu.py [--quick] [--rounds R]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _switches_per_call(fn: Any, block: Any, calls: int) -> dict[str, float]:
     return {"calling thread": mine, "other threads": others}
 
 
-def child(setting: str, quick: bool) -> dict[str, Any]:
+def child(setting: str, quick: bool, rounds: int | None) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     import jaxfunc
 
@@ -114,7 +114,7 @@ def child(setting: str, quick: bool) -> dict[str, Any]:
         "cpu",
         "",
         quick,
-        3 if quick else 9,
+        rounds or (3 if quick else 9),
         0.02 if quick else 0.2,
     )
     T._warm_up_jax()
@@ -174,13 +174,14 @@ def child(setting: str, quick: bool) -> dict[str, Any]:
 # -- parent: one child per setting, fidelity, report -------------------------------------------
 
 
-def run_child(setting: str, quick: bool) -> dict[str, Any]:
+def run_child(setting: str, quick: bool, rounds: int | None) -> dict[str, Any]:
     env = dict(os.environ)
     env.pop("JAX_CPU_ENABLE_ASYNC_DISPATCH", None)
     env.pop("XLA_FLAGS", None)
     env.update(SETTINGS[setting]["env"])
     env.setdefault("JAX_PLATFORMS", "cpu")
     cmd = [sys.executable, __file__, "--child", setting] + (["--quick"] if quick else [])
+    cmd += ["--rounds", str(rounds)] if rounds else []
     print(f"setting: {setting}", flush=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -266,7 +267,8 @@ def markdown(results, fid, tgts, info) -> str:
         f"torch {info['torch']}",
         f"- load average {info['load_before']:.2f} before, {info['load_after']:.2f} after "
         f"(`uptime`: {info['uptime_before']} / {info['uptime_after']})",
-        f"- {'QUICK RUN: numbers not worth quoting; ' if info['quick'] else ''}one child "
+        f"- {'QUICK RUN: numbers not worth quoting; ' if info['quick'] else ''}"
+        f"{info['rounds']} rounds; one child "
         "process per setting; inside each, variants interleaved, medians over rounds. Compare "
         "ratios within a column-block of one setting; absolute µs move with the machine's load.",
         "",
@@ -349,9 +351,10 @@ def markdown(results, fid, tgts, info) -> str:
 def main() -> None:
     args = sys.argv[1:]
     quick = "--quick" in args
+    rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else None
     if "--child" in args:
         setting = args[args.index("--child") + 1]
-        result = child(setting, quick)
+        result = child(setting, quick, rounds)
         print(json.dumps(result, default=lambda o: o.as_json()))
         return
     import datetime
@@ -372,11 +375,12 @@ def main() -> None:
         "jax": jax.__version__,
         "torch": torch.__version__,
         "quick": quick,
+        "rounds": rounds or (3 if quick else 9),
         "load_before": os.getloadavg()[0],
         "uptime_before": uptime(),
     }
     t0 = time.time()
-    results = {s: run_child(s, quick) for s in SETTINGS}
+    results = {s: run_child(s, quick, rounds) for s in SETTINGS}
     fid = fidelity()
     info.update(load_after=os.getloadavg()[0], uptime_after=uptime(), seconds=time.time() - t0)
     tgts = targets(results)
