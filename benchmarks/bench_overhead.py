@@ -185,6 +185,8 @@ def main() -> None:
     args = T.parser(__doc__.splitlines()[0]).parse_args()
     load_before = os.getloadavg()
     env = T.setup(args)
+    env.dtypes = ("float64",)  # a Python-cost benchmark: one dtype is enough
+    env.use_dtype("float64")
     rounds = env.rounds
     target = env.target_s / 2
     x, v = env.put(np.linspace(0.0, 1.0, N)), env.put(np.ones(N))
