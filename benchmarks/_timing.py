@@ -529,6 +529,7 @@ def header(title: str, env: Env, info: dict[str, Any]) -> str:
             "> script works; do not quote them.",
             "",
         ]
+    lines += _load_warning(info)
     lines += [
         f"- JAX device: `{info['jax_device_used']}` (`jax.devices()[0]`: `{info['jax_device']}`,"
         f" {info['jax_device_kind']}); torch device: {info['torch_device']}",
@@ -543,6 +544,21 @@ def header(title: str, env: Env, info: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _load_warning(info: dict[str, Any]) -> list[str]:
+    """A warning when the machine was oversubscribed: torch's OpenMP threads then collapse
+    (milliseconds for a 40 µs call) and JAX's timings spread several-fold."""
+    load = max(info["load_average_before"][0], info["load_average_after"][0])
+    cores = os.cpu_count() or 1
+    if load <= 1.5 * cores:
+        return []
+    return [
+        f"> **Loaded machine** (load average {load:.1f} on {cores} cores): ratios against torch",
+        "> are not meaningful in this run (torch's threads stall when the cores are",
+        "> oversubscribed) and JAX's figures spread several-fold. Re-run on a quiet machine.",
+        "",
+    ]
 
 
 def _target_lines(targets: list[Target]) -> list[str]:

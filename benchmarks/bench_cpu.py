@@ -260,9 +260,14 @@ def targets(results: dict[str, dict[str, Any]]) -> list[Any]:
 def markdown(results, fid, tgts, info) -> str:
     import _timing as T
 
+    load = {
+        "load_average_before": [info["load_before"]],
+        "load_average_after": [info["load_after"]],
+    }
     lines = [
         "# jaxfunc CPU runtime benchmark (issue 14)",
         "",
+        *T._load_warning(load),
         f"- {info['date']}; {info['machine']}; Python {info['python']}, jax {info['jax']}, "
         f"torch {info['torch']}",
         f"- load average {info['load_before']:.2f} before, {info['load_after']:.2f} after "
