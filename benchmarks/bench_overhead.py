@@ -50,8 +50,14 @@ def _fwd_and_vjp(xs, v):
     return out, pullback(v)
 
 
-def timed(fns: dict[str, Callable[[], Any]], rounds: int, target_s: float) -> dict[str, float]:
-    """Median µs per call over interleaved rounds, each timing ~target_s long."""
+def timed(
+    fns: dict[str, Callable[[], Any]], rounds: int, target_s: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(wall, thread CPU): median µs per call over interleaved rounds, each ~target_s long.
+
+    The calling thread's CPU time (``time.thread_time_ns``) leaves out the time the thread
+    spent descheduled, so on a loaded machine it is the figure to read: these programs run
+    inline on the calling thread, so all their work is in it."""
     calls = {}
     for name, fn in fns.items():
         n = 16
@@ -65,18 +71,23 @@ def timed(fns: dict[str, Callable[[], Any]], rounds: int, target_s: float) -> di
                 break
             n *= 4
     samples: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
     for r in range(rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
             fn, n = fns[name], calls[name]
             gc.disable()
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time_ns(), time.perf_counter()
             for _ in range(n):
                 fn()
             samples[name].append((time.perf_counter() - t0) / n * 1e6)
+            cpu[name].append((time.thread_time_ns() - c0) / n / 1e3)
             gc.enable()
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return (
+        {name: statistics.median(s) for name, s in samples.items()},
+        {name: statistics.median(s) for name, s in cpu.items()},
+    )
 
 
 def count_calls(fn: Callable[[], Any], reps: int = 200) -> dict[str, float]:
@@ -214,9 +225,13 @@ def main() -> None:
         _, fn = jaxfunc.func.vjp(g, x)
         return fn(v)
 
+    static = (False, AF._split_v(v)[1], False, False)
     whole = {
         "hand-written jax.jit (the same vjp)": lambda: hand([x], v),
         "jaxfunc AF.vjp": lambda: AF.vjp(f_af, x, v),
+        "_cache.call (AF.vjp's arguments already split)": lambda: _cache.call(
+            f_af, AF._vjp_program, static, (xs, v_arrays)
+        ),
         "the cache's compiled program, called directly": lambda: compiled[0](
             hoisted, (xs, v_arrays)
         ),
@@ -226,43 +241,60 @@ def main() -> None:
     }
     # results are not waited for: these programs run inline and are finished on return
     print("whole calls", flush=True)
-    whole_us = timed(whole, rounds, target)
+    whole_us, whole_cpu = timed(whole, rounds, target)
     for name, us in whole_us.items():
-        print(f"  {name:50s} {us:8.2f} µs")
+        print(f"  {name:50s} {us:8.2f} µs, thread CPU {whole_cpu[name]:8.2f} µs")
     print("pieces of an AF.vjp hit", flush=True)
-    piece_us = timed(pieces(x, v), rounds, target / 2)
+    piece_us, piece_cpu = timed(pieces(x, v), rounds, target / 2)
     for name, us in piece_us.items():
-        print(f"  {name:50s} {us:8.2f} µs")
+        print(f"  {name:50s} {us:8.2f} µs, thread CPU {piece_cpu[name]:8.2f} µs")
     counts = {name: count_calls(fn) for name, fn in whole.items()}
     prof = {
         "jaxfunc AF.vjp": profile_top(whole["jaxfunc AF.vjp"], 5000),
         "jaxfunc func.vjp + vjp_fn": profile_top(two_step, 5000),
     }
     info = T.environment(env, load_before)
-    hand_us = whole_us["hand-written jax.jit (the same vjp)"]
+    hand_cpu = whole_cpu["hand-written jax.jit (the same vjp)"]
     rows = [
         [
             name,
+            f"{whole_cpu[name]:.2f}",
+            f"{whole_cpu[name] - hand_cpu:+.2f}",
             f"{us:.2f}",
-            f"{us - hand_us:+.2f}",
             f"{counts[name]['python calls']:.0f}",
             f"{counts[name]['C calls']:.0f}",
         ]
         for name, us in whole_us.items()
     ]
-    base = piece_us.get("(empty lambda: the timing loop itself)", 0.0)
-    piece_rows = [[name, f"{us:.2f}", f"{us - base:.2f}"] for name, us in piece_us.items()]
+    base = piece_cpu.get("(empty lambda: the timing loop itself)", 0.0)
+    piece_rows = [
+        [name, f"{piece_cpu[name]:.2f}", f"{piece_cpu[name] - base:.2f}", f"{us:.2f}"]
+        for name, us in piece_us.items()
+    ]
     md = [
         T.header("jaxfunc per-call overhead on a cache hit", env, info),
-        f"`f(x) = x * 2`, N={N}, float64: XLA runs it inline (under 1,000 flops), so these are",
-        "Python costs. µs per call, median over interleaved rounds; calls counted with",
-        "`sys.setprofile` (deterministic: compare these across machines and loads).",
+        f"`f(x) = x * 2`, N={N}, float64: XLA runs it inline (under 1,000 flops), so all the",
+        "work is on the calling thread. µs per call, median over interleaved rounds: the",
+        "calling thread's CPU time (`time.thread_time_ns`: time descheduled left out, the",
+        "figure to read on a loaded machine) and wall time; calls counted with",
+        "`sys.setprofile` (deterministic). Running Python between jit calls also slows the",
+        "jit's own dispatch (caches): compare `_cache.call` with its pieces.",
         "",
-        T.md_table(["variant", "µs/call", "− hand-written jit", "Python calls", "C calls"], rows),
+        T.md_table(
+            [
+                "variant",
+                "thread CPU µs",
+                "− hand-written jit",
+                "wall µs",
+                "Python calls",
+                "C calls",
+            ],
+            rows,
+        ),
         "",
         "## Pieces of an `AF.vjp` hit, each timed alone",
         "",
-        T.md_table(["step", "µs/call", "− empty lambda"], piece_rows),
+        T.md_table(["step", "thread CPU µs", "− empty lambda", "wall µs"], piece_rows),
         "",
         "## cProfile, 5,000 hits (tottime order; profiling inflates small functions)",
         "",
@@ -273,7 +305,14 @@ def main() -> None:
     (T.RESULTS / f"overhead_{env.tag}.md").write_text("\n".join(md))
     T.write_json(
         T.RESULTS / f"overhead_{env.tag}.json",
-        {"environment": info, "whole_us": whole_us, "pieces_us": piece_us, "calls": counts},
+        {
+            "environment": info,
+            "whole_us": whole_us,
+            "whole_thread_cpu_us": whole_cpu,
+            "pieces_us": piece_us,
+            "pieces_thread_cpu_us": piece_cpu,
+            "calls": counts,
+        },
     )
     print(f"\nwrote {T.RESULTS}/overhead_{env.tag}.md, .json")
 
