@@ -52,6 +52,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="few short rounds: proves the script runs")
     p.add_argument("--rounds", type=int, help="timing rounds (default: 7, quick: 3)")
     p.add_argument(
+        "--dtype",
+        choices=("float32", "float64", "both"),
+        default="both",
+        help="floating dtype of every input, JAX and torch alike (default: %(default)s)",
+    )
+    p.add_argument(
         "--target-time",
         type=float,
         help="seconds each timing lasts, calls repeated to fill it (default: 0.2, quick: 0.02)",
@@ -70,16 +76,36 @@ class Env:
     quick: bool
     rounds: int
     target_s: float
+    dtypes: tuple[str, ...] = ("float64",)  # every dtype this run covers
+    dtype: str = "float64"  # the one being measured now (``use_dtype``)
+
+    def cast(self, a: np.ndarray) -> np.ndarray:
+        """Floating arrays in the current dtype; other arrays as they are."""
+        a = np.asarray(a)
+        return a.astype(self.dtype) if a.dtype.kind == "f" else a
+
+    def rounded(self, a: np.ndarray) -> np.ndarray:
+        """``a`` as the variants will see it (rounded to the current dtype), in float64: the
+        input of the analytic reference values."""
+        a = self.cast(a)
+        return a.astype(np.float64) if a.dtype.kind == "f" else a
 
     def put(self, a: np.ndarray) -> jax.Array:
-        return jax.device_put(a, self.jax_device)
+        return jax.device_put(self.cast(a), self.jax_device)
 
     def tensor(self, a: np.ndarray) -> Any:
-        return torch.from_numpy(np.array(a)).to(self.torch_device)
+        return torch.from_numpy(np.array(self.cast(a))).to(self.torch_device)
+
+    def use_dtype(self, dtype: str) -> None:
+        """Measure in ``dtype`` from now on: inputs are cast to it, torch's default follows."""
+        self.dtype = dtype
+        if self.torch_device:
+            torch.set_default_dtype(getattr(torch, dtype))
 
 
 def setup(args: argparse.Namespace) -> Env:
-    """float64 everywhere (the reference notebook's dtype), devices chosen, JAX warmed up."""
+    """x64 enabled (float64 needs it; float32 inputs stay float32), devices chosen, JAX warmed
+    up; the dtype to measure first is set (``Env.use_dtype``)."""
     jax.config.update("jax_enable_x64", True)
     platform_ = jax.default_backend() if args.device == "auto" else args.device
     try:
@@ -101,7 +127,10 @@ def setup(args: argparse.Namespace) -> Env:
     rounds = args.rounds or (3 if args.quick else 7)
     target_s = args.target_time or (0.02 if args.quick else 0.2)
     _warm_up_jax()
-    return Env(tag, device, torch_device, reason, args.quick, rounds, target_s)
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    env = Env(tag, device, torch_device, reason, args.quick, rounds, target_s, dtypes)
+    env.use_dtype(dtypes[0])
+    return env
 
 
 def _warm_up_jax() -> None:
@@ -309,28 +338,44 @@ def run(case: str, size: str, prepared: Prepared, env: Env) -> Benchmark:
 
 
 def leaves(tree: Any) -> list[np.ndarray]:
-    """The arrays of a result (nested tuples/lists of jax arrays or torch tensors), as numpy."""
+    """The arrays of a result (nested tuples/lists/dicts of jax arrays or torch tensors), as
+    numpy."""
     if isinstance(tree, (tuple, list)):
         return [leaf for item in tree for leaf in leaves(item)]
+    if isinstance(tree, dict):  # by key: JAX's own transforms return dicts with sorted keys
+        return [leaf for key in sorted(tree) for leaf in leaves(tree[key])]
     if torch is not None and isinstance(tree, torch.Tensor):
         return [tree.detach().cpu().numpy()]
     return [np.asarray(tree)]
 
 
+def tolerance(dtype: Any) -> tuple[float, float]:
+    """(rtol, atol as a fraction of the largest expected magnitude) for results of ``dtype``.
+
+    float64: every variant agrees to ~1e-14, so these only catch real errors. float32: a few
+    ulp per operation through a small network, against float64 analytic values.
+    """
+    if np.dtype(dtype) == np.float32:
+        return 2e-4, 2e-5
+    return 1e-9, 1e-11
+
+
 def check(name: str, result: Any, expected: list[np.ndarray], what: str) -> None:
     """A variant's result must equal ``expected`` (analytic values), hence every other variant's.
 
-    Raises AssertionError naming the benchmark and the variant.
+    The tolerance follows the result's dtype (``tolerance``). Raises AssertionError naming
+    the benchmark and the variant.
     """
     got = leaves(result)
     if len(got) != len(expected):
         raise AssertionError(f"{what}: {name} returned {len(got)} arrays, expected {len(expected)}")
     for i, (g, e) in enumerate(zip(got, expected)):
+        rtol, atol = tolerance(g.dtype)
         np.testing.assert_allclose(
             g,
             e,
-            rtol=1e-9,  # float64: every variant agrees to ~1e-14; this only catches real errors
-            atol=1e-11,
+            rtol=rtol,
+            atol=atol * max(1.0, float(np.max(np.abs(e), initial=0.0))),
             err_msg=f"{what}: {name} disagrees with the analytic result (array {i})",
         )
 
@@ -468,7 +513,7 @@ def environment(env: Env, load_before: tuple[float, ...]) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
-        "dtype": "float64",
+        "dtype": " and ".join(env.dtypes),
         "mode": "quick" if env.quick else "full",
         "rounds": env.rounds,
         "target_s_per_timing": env.target_s,
@@ -484,6 +529,7 @@ def header(title: str, env: Env, info: dict[str, Any]) -> str:
             "> script works; do not quote them.",
             "",
         ]
+    lines += _load_warning(info)
     lines += [
         f"- JAX device: `{info['jax_device_used']}` (`jax.devices()[0]`: `{info['jax_device']}`,"
         f" {info['jax_device_kind']}); torch device: {info['torch_device']}",
@@ -498,6 +544,21 @@ def header(title: str, env: Env, info: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _load_warning(info: dict[str, Any]) -> list[str]:
+    """A warning when the machine was oversubscribed: torch's OpenMP threads then collapse
+    (milliseconds for a 40 µs call) and JAX's timings spread several-fold."""
+    load = max(info["load_average_before"][0], info["load_average_after"][0])
+    cores = os.cpu_count() or 1
+    if load <= 1.5 * cores:
+        return []
+    return [
+        f"> **Loaded machine** (load average {load:.1f} on {cores} cores): ratios against torch",
+        "> are not meaningful in this run (torch's threads stall when the cores are",
+        "> oversubscribed) and JAX's figures spread several-fold. Re-run on a quiet machine.",
+        "",
+    ]
 
 
 def _target_lines(targets: list[Target]) -> list[str]:

@@ -215,7 +215,7 @@ def _two_step(vjp: Callable[..., Any], f: Callable[..., Any], xs: list[Any], v: 
 
 
 def vjp_variants(case: Case, n: int, env: Env) -> T.Prepared:
-    xs_np, v_np = case.inputs(n), case.v(n)
+    xs_np, v_np = [env.rounded(a) for a in case.inputs(n)], env.rounded(case.v(n))
     xs, v = [env.put(a) for a in xs_np], env.put(v_np)
     af_inputs = tuple(xs) if len(xs) > 1 else xs[0]  # autograd.functional's convention
     f_af, f_func, f_raw = case.make(jnp), case.make(jnp), case.make(jnp)
@@ -263,7 +263,7 @@ def _jit_vmap(vjp_fn: Any, basis: Any) -> Any:
 
 def jacobian_variants(n: int, env: Env) -> T.Prepared:
     """Case 4: the per-sample Jacobian, by the notebook's loop and by vmap over one-hot v."""
-    x_np = _uniform((n, 2), 4)
+    x_np = env.rounded(_uniform((n, 2), 4))
     basis_np = np.zeros((3, n, 3))
     for k in range(3):
         basis_np[k, :, k] = 1.0  # the notebook's v[:, k] = 1
@@ -298,7 +298,7 @@ def jacobian_variants(n: int, env: Env) -> T.Prepared:
         xt, bt, ft = env.tensor(x_np), env.tensor(basis_np), make_case4(torch)
 
         def torch_loop():
-            js = torch.zeros(n, 3, 2, device=env.torch_device)
+            js = torch.zeros(n, 3, 2, dtype=xt.dtype, device=env.torch_device)
             for k in range(3):
                 _, grad_x = TAF.vjp(ft, xt, bt[k])
                 js[:, k, :] = grad_x
@@ -328,7 +328,7 @@ def jacobian_variants(n: int, env: Env) -> T.Prepared:
 
 def first_call_variants(n: int, env: Env) -> tuple[list[ColdVariant], list[np.ndarray]]:
     """Case 1 with a new function object each time (a re-run notebook cell): the k-th call."""
-    xs_np, v_np = CASE1.inputs(n), CASE1.v(n)
+    xs_np, v_np = [env.rounded(a) for a in CASE1.inputs(n)], env.rounded(CASE1.v(n))
     (x,), v = [env.put(a) for a in xs_np], env.put(v_np)
 
     def af(f):
@@ -380,10 +380,10 @@ def first_call_variants(n: int, env: Env) -> tuple[list[ColdVariant], list[np.nd
     return variants, CASE1.expected(xs_np, v_np)
 
 
-def compiling_call(call: Callable[..., Any]) -> int | None:
+def compiling_call(call: Callable[..., Any], env: Env) -> int | None:
     """Which call of a new function makes jaxfunc compile (None: none of the first five)."""
     f = make_case1(jnp)
-    x, v = jnp.linspace(0.0, 5.0, N_CASES), jnp.ones(N_CASES)
+    x, v = env.put(np.linspace(0.0, 5.0, N_CASES)), env.put(np.ones(N_CASES))
     for k in range(1, 6):
         traces = _cache.stats().get("trace", 0)
         jax.block_until_ready(call(f, x, v))
@@ -427,10 +427,10 @@ def make_step(grad: Callable[..., Any]) -> Callable[..., Any]:
 
 def training_step(env: Env) -> tuple[T.Benchmark, dict[str, bool]]:
     """Time the step with each gradient, and compare each step's StableHLO with raw jax.grad's."""
-    params_np = _models.init(MLP_SIZES, seed=5)
+    params_np = _models.rounded(_models.init(MLP_SIZES, seed=5), env.rounded)
     rng = np.random.default_rng(6)
-    x_np = rng.normal(size=(MLP_BATCH, MLP_SIZES[0]))
-    y_np = rng.normal(size=(MLP_BATCH, MLP_SIZES[-1]))
+    x_np = env.rounded(rng.normal(size=(MLP_BATCH, MLP_SIZES[0])))
+    y_np = env.rounded(rng.normal(size=(MLP_BATCH, MLP_SIZES[-1])))
     params, x, y = _models.as_jax(params_np, env.put), env.put(x_np), env.put(y_np)
     steps = {
         STEP_RAW: make_step(_grad_raw),
@@ -531,18 +531,10 @@ def gap_section(bench: T.Benchmark) -> str:
     )
 
 
-def markdown(
-    benches: dict[tuple[str, int], T.Benchmark],
-    cold: dict[str, T.Timing],
-    compiles_on: dict[str, int | None],
-    step: tuple[T.Benchmark, dict[str, bool]],
-    tgts: list[Target],
-    env: Env,
-    info: dict[str, Any],
-) -> str:
-    parts = [T.header("jaxfunc vjp benchmark", env, info), T.targets_section(tgts)]
-    if not env.torch_device:
-        parts.append(f"Targets against torch skipped: {env.torch_skip_reason}.\n")
+def markdown(run: DtypeRun, env: Env, multi: bool) -> str:
+    """The sections of one dtype (under a ``# float32`` heading when the run has two)."""
+    benches, cold, compiles_on, step = run.benches, run.cold, run.compiles_on, run.step
+    parts = [f"# {run.dtype}", ""] if multi else []
     step_bench, same_hlo = step
     cold_rows = [
         [name, T.fmt_ms(t.median_s), T.fmt_ratio(T.ratio(cold, name, f"{RAW}, call 1"))]
@@ -597,7 +589,8 @@ def markdown(
     return "\n".join(parts)
 
 
-def plot(benches: list[T.Benchmark], ns: list[int], env: Env, path: os.PathLike) -> None:
+def plot(runs: list[DtypeRun], ns: list[int], env: Env, path: os.PathLike) -> None:
+    """Case 1, µs per call against N, one panel per dtype."""
     try:
         import matplotlib
 
@@ -606,31 +599,45 @@ def plot(benches: list[T.Benchmark], ns: list[int], env: Env, path: os.PathLike)
     except ImportError:
         print("note: matplotlib is not installed; no plot written")
         return
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for v in benches[0].variants:
-        ax.loglog(ns, [b.timings[v.name].median_s * 1e6 for b in benches], marker="o", label=v.name)
-    ax.set_xlabel("N")
-    ax.set_ylabel("µs per call (median)")
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.5 * len(runs), 5), squeeze=False)
     quick = " (QUICK RUN: noisy)" if env.quick else ""
-    ax.set_title(f"vjp of x²+sin(x²), float64, {env.jax_device.device_kind}{quick}")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, run in zip(axes[0], runs):
+        benches = [run.benches[(CASE1.key, n)] for n in ns]
+        for v in benches[0].variants:
+            ys = [b.timings[v.name].median_s * 1e6 for b in benches]
+            ax.loglog(ns, ys, marker="o", label=v.name)
+        ax.set_xlabel("N")
+        ax.set_ylabel("µs per call (median)")
+        ax.set_title(f"vjp of x²+sin(x²), {run.dtype}, {env.jax_device.device_kind}{quick}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 # -- main ---------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    args = T.parser(__doc__.splitlines()[0]).parse_args()
-    load_before = os.getloadavg()
-    env = T.setup(args)
+@dataclasses.dataclass
+class DtypeRun:
+    """Everything measured in one dtype."""
+
+    dtype: str
+    benches: dict[tuple[str, int], T.Benchmark]
+    cold: dict[str, T.Timing]
+    compiles_on: dict[str, int | None]
+    step: tuple[T.Benchmark, dict[str, bool]]
+    targets: list[Target]
+
+
+def run_dtype(env: Env) -> DtypeRun:
+    """Every benchmark of this script in ``env.dtype``."""
     benches: dict[tuple[str, int], T.Benchmark] = {}
+    tag = f", {env.dtype}"
 
     def run(key: str, title: str, n: int, prepared: T.Prepared) -> None:
-        benches[(key, n)] = T.run(f"{key}: {title}", f"N={n:,}", prepared, env)
+        benches[(key, n)] = T.run(f"{key}: {title}", f"N={n:,}{tag}", prepared, env)
 
     for n in SWEEP:
         run(CASE1.key, CASE1.title, n, vjp_variants(CASE1, n, env))
@@ -640,34 +647,55 @@ def main() -> None:
     run(TRIVIAL.key, TRIVIAL.title, N_TRIVIAL, vjp_variants(TRIVIAL, N_TRIVIAL, env))
     run(GAP, f"{CASE1.title}, the jit after a gap", N_CASES, gap_variants(N_CASES, env))
 
-    print("new function object: call k", flush=True)
+    print(f"new function object: call k ({env.dtype})", flush=True)
     cold = T.measure_cold(*first_call_variants(N_CASES, env), env, "first call")
     for name, t in cold.items():
         print(f"  {name:52s} {T.fmt_ms(t.median_s):>10s} ms")
     compiles_on = {
-        AF_J: compiling_call(lambda f, x, v: AF.vjp(f, x, v)),
-        FUNC_J: compiling_call(lambda f, x, v: _two_step(jaxfunc.func.vjp, f, [x], v)),
+        AF_J: compiling_call(lambda f, x, v: AF.vjp(f, x, v), env),
+        FUNC_J: compiling_call(lambda f, x, v: _two_step(jaxfunc.func.vjp, f, [x], v), env),
     }
     print(f"  jaxfunc compiled on: {compiles_on}")
 
     step = training_step(env)
     print(f"  same StableHLO as raw jax.grad: {step[1]}")
+    tgts = targets(benches, cold, env)
+    for t in tgts:
+        t.description = f"[{env.dtype}] {t.description}"
+    return DtypeRun(env.dtype, benches, cold, compiles_on, step, tgts)
+
+
+def main() -> None:
+    args = T.parser(__doc__.splitlines()[0]).parse_args()
+    load_before = os.getloadavg()
+    env = T.setup(args)
+    runs = []
+    for dtype in env.dtypes:
+        env.use_dtype(dtype)
+        runs.append(run_dtype(env))
 
     info = T.environment(env, load_before)
-    tgts = targets(benches, cold, env)
+    tgts = [t for r in runs for t in r.targets]
     T.RESULTS.mkdir(exist_ok=True)
-    (T.RESULTS / f"{env.tag}.md").write_text(
-        markdown(benches, cold, compiles_on, step, tgts, env, info)
-    )
-    plot([benches[(CASE1.key, n)] for n in SWEEP], SWEEP, env, T.RESULTS / f"{env.tag}_vs_n.png")
+    parts = [T.header("jaxfunc vjp benchmark", env, info), T.targets_section(tgts)]
+    if not env.torch_device:
+        parts.append(f"Targets against torch skipped: {env.torch_skip_reason}.\n")
+    for r in runs:
+        parts.append(markdown(r, env, multi=len(runs) > 1))
+    (T.RESULTS / f"{env.tag}.md").write_text("\n".join(parts))
+    plot(runs, SWEEP, env, T.RESULTS / f"{env.tag}_vs_n.png")
     T.write_json(
         T.RESULTS / f"{env.tag}.json",
         {
             "environment": info,
-            "steady": T.steady_json([*benches.values(), step[0]]),
-            "new_function": cold,
-            "compiles_on_call": compiles_on,
-            "training_step_same_stablehlo": step[1],
+            "steady": {
+                k: v
+                for r in runs
+                for k, v in T.steady_json([*r.benches.values(), r.step[0]]).items()
+            },
+            "new_function": {r.dtype: r.cold for r in runs},
+            "compiles_on_call": {r.dtype: r.compiles_on for r in runs},
+            "training_step_same_stablehlo": {r.dtype: r.step[1] for r in runs},
             "targets": T.targets_json(tgts),
         },
     )

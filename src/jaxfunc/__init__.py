@@ -10,6 +10,7 @@ from . import autograd as autograd
 from . import func as func
 from . import interop as interop
 from ._core import VjpFn as VjpFn
+from ._cpu import tune_cpu as tune_cpu
 from ._grad_mode import enable_grad as enable_grad
 from ._grad_mode import no_grad as no_grad
 from ._jit import cache_info as cache_info
@@ -48,4 +49,5 @@ __all__ = [
     "interop",
     "no_grad",
     "set_cache_enabled",
+    "tune_cpu",
 ]

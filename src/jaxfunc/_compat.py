@@ -44,8 +44,13 @@ def is_device_mismatch(error: BaseException) -> bool:
 
 
 #: The concrete array type of committed, non-traced values (``jax.Array`` is an ABC that
-#: tracers also claim to be).
-ArrayImpl = type(jnp.zeros(()))
+#: tracers also claim to be). Taken from its module rather than from ``type(jnp.zeros(()))``:
+#: making an array at import would start JAX's backends, after which a user can no longer
+#: choose platforms or CPU runtime options (``jaxfunc.tune_cpu``).
+try:
+    from jax._src.array import ArrayImpl
+except ImportError:  # pragma: no cover - exercised only on an unknown JAX
+    ArrayImpl = type(jnp.zeros(()))
 Tracer = jax.core.Tracer
 
 
@@ -134,3 +139,14 @@ def is_literal(atom: Any) -> bool:
 
 def is_dropvar(atom: Any) -> bool:
     return type(atom).__name__ == "DropVar"
+
+
+def backends_started() -> bool:
+    """Whether JAX has created its backends (the CPU client reads its runtime settings once,
+    when it is created). jax has no public query for this."""
+    try:
+        from jax._src import xla_bridge as _xb
+
+        return bool(_xb.backends_are_initialized())
+    except (ImportError, AttributeError):  # pragma: no cover - exercised only on an unknown JAX
+        return True  # assume the worst: tune_cpu then refuses rather than silently doing nothing

@@ -16,6 +16,8 @@ import jax
 
 from . import _compat, _jit
 
+from . import _compat
+
 
 def _is_leaf(x: Any) -> bool:
     """torch's leaves JAX would not take as leaves: ``None``, and iterators (generators,
