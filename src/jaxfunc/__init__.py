@@ -4,8 +4,6 @@ Swap ``torch.func`` for ``jaxfunc.func`` and ``torch.autograd.functional`` for
 ``jaxfunc.autograd.functional``; write the math with ``jax.numpy``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import autograd as autograd
 from . import func as func
 from . import interop as interop
@@ -15,11 +13,7 @@ from ._cache import is_enabled as cache_enabled
 from ._cache import set_enabled as set_cache_enabled
 from ._grad_mode import enable_grad as enable_grad
 from ._grad_mode import no_grad as no_grad
-
-try:
-    __version__ = version("jaxfunc")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+from ._version import __version__ as __version__
 
 __all__ = [
     "__version__",

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _compat, _tree
 
-ArrayImpl = type(jnp.zeros(()))
+ArrayImpl = _compat.ArrayImpl
 
 
 def is_tensor(x: Any) -> bool:

@@ -13,7 +13,6 @@ from typing import Any
 import jax
 import jax.core
 import jax.extend.core
-import jax.numpy as jnp
 from jax.extend import source_info_util as _siu
 
 try:  # the trace context: how jaxfunc tells "called eagerly" from "called under a transform"
@@ -44,8 +43,17 @@ def is_device_mismatch(error: BaseException) -> bool:
 
 
 #: The concrete array type of committed, non-traced values (``jax.Array`` is an ABC that
-#: tracers also claim to be).
-ArrayImpl = type(jnp.zeros(()))
+#: tracers also claim to be). Imported, not taken from ``type(jnp.zeros(()))``: making an
+#: array at import would start the XLA backend, after which ``jax.distributed.initialize``
+#: refuses to run.
+try:
+    from jax._src import array as _array
+
+    ArrayImpl: type = _array.ArrayImpl
+except (ImportError, AttributeError):  # pragma: no cover - exercised only on an unknown JAX
+    from jaxlib import _jax  # pyright: ignore[reportAttributeAccessIssue]
+
+    ArrayImpl = _jax.ArrayImpl
 Tracer = jax.core.Tracer
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import jax.numpy
 
+from . import _compat
+
 
 def _is_leaf(x: Any) -> bool:
     """torch's leaves JAX would not take as leaves: ``None``, and iterators (generators,
@@ -174,7 +176,7 @@ def flatten_structure(tree: Any) -> tuple[list[Any], Structure]:
     return flat, Structure(treedef, _dict_orders(tree))
 
 
-_ArrayImpl = type(jax.numpy.zeros(()))
+_ArrayImpl = _compat.ArrayImpl
 #: The structure of a single array (shared, so it can be recognised by identity).
 LEAF = Structure(jax.tree_util.tree_structure(0), None)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import jax
 
+__all__ = ["from_torch", "to_torch"]
+
 
 def _torch() -> Any:
     try:
