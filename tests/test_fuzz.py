@@ -158,7 +158,7 @@ def evaluate(node: Node, s: Any, leaves: list[Any], dtype: str, typed_scalars: b
 #: keep away from them so they do not hide other findings.
 KNOWN_BUGS = {
     # JAX folds a gather with an empty index into a constant, so the traced program shows no
-    # dependence on the input (README, "Differences from torch").
+    # dependence on the input (docs/differences.md).
     "strict_empty_gather": "an empty gather is a constant to JAX: strict sees no dependence",
 }
 

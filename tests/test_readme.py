@@ -1,34 +1,66 @@
-"""README.md stays true: its Python examples run, and its two set-up commands are the ones
-.ci/run executes."""
+"""README.md and the docs stay true: their Python examples run, and the README's set-up
+commands are the ones .ci/run executes.
 
-import importlib.util
+Every ```python block of README.md and of each docs/*.md page runs, in order, each page in a
+fresh namespace (later blocks continue earlier ones). A block whose fence carries more than the
+language (```python title="examples/data_parallel.py"```) shows a file tested elsewhere
+(tests/test_multiprocess.py) and is not run here.
+"""
+
 import pathlib
 import re
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+ROOT = pathlib.Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
-def test_python_examples_run():
-    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    assert len(blocks) >= 2
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
+def run_blocks(text: str, name: str) -> dict:
     namespace: dict = {}
-    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    for block in python_blocks(text):
+        exec(compile(block, name, "exec"), namespace)
+    return namespace
+
+
+def test_readme_examples_run():
+    assert len(python_blocks(README)) >= 2
+    ns = run_blocks(README, "README.md")
     # the first example's values, checked against the derivative by hand
-    x, dy_dx = namespace["x"], namespace["dy_dx"]
+    x, dy_dx = ns["x"], ns["dy_dx"]
     np.testing.assert_allclose(dy_dx, 2 * x + 2 * x * jnp.cos(x**2), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(namespace["jac"], jnp.diag(dy_dx), rtol=1e-5, atol=1e-5)
-    for block in blocks[1:]:  # later examples continue the first one's session
-        if "import equinox" in block and importlib.util.find_spec("equinox") is None:
-            continue  # the Modules example needs the optional equinox (in the test extra)
-        exec(compile(block, "README.md", "exec"), namespace)
+    np.testing.assert_allclose(ns["g"], dy_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ns["jac"], jnp.diag(dy_dx), rtol=1e-5, atol=1e-5)
+    # the no_grad example: d/dx (x - const) = 1
+    assert float(ns["dh"]) == 1.0
+
+
+@pytest.mark.parametrize("page", [p.name for p in DOCS])
+def test_docs_examples_run(page):
+    run_blocks((ROOT / "docs" / page).read_text(), f"docs/{page}")
+
+
+def test_docs_have_examples():
+    """The examples moved out of the README are still run: some pages have blocks."""
+    with_blocks = [p.name for p in DOCS if python_blocks(p.read_text())]
+    assert {"index.md", "getting-started.md", "no-grad.md"} <= set(with_blocks), with_blocks
 
 
 def test_setup_commands():
-    for marker in ("demo-command", "test-command"):
-        match = re.search(rf"<!-- {marker} -->\n```\n(.+)\n```", README)
+    commands = {}
+    for marker in ("demo-command", "test-command", "oracle-command"):
+        match = re.search(rf"^<!-- {marker} -->\n```\n(.+)\n```", README, re.M)
         assert match, marker
-    ci = (pathlib.Path(__file__).parent.parent / ".ci" / "run").read_text()
-    assert "test-command" in ci
+        commands[marker] = match.group(1)
+    # the newcomer's test command installs no torch; the contributors' one does
+    assert "oracle" not in commands["test-command"] and "torch" not in commands["test-command"]
+    assert "[test,oracle]" in commands["oracle-command"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "test-command" in ci and "oracle-command" in ci

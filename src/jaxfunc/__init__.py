@@ -4,8 +4,6 @@ Swap ``torch.func`` for ``jaxfunc.func`` and ``torch.autograd.functional`` for
 ``jaxfunc.autograd.functional``; write the math with ``jax.numpy``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import autograd as autograd
 from . import func as func
 from . import interop as interop
@@ -18,17 +16,13 @@ from ._jit import clear_cache as clear_cache
 from ._jit import disabled as cache_disabled
 from ._jit import is_enabled as cache_enabled
 from ._jit import set_enabled as set_cache_enabled
+from ._version import __version__ as __version__
 from ._warnings import BakedRandomnessWarning as BakedRandomnessWarning
 from ._warnings import EagerFallbackWarning as EagerFallbackWarning
 from ._warnings import Float64Warning as Float64Warning
 from ._warnings import JaxfuncWarning as JaxfuncWarning
 from ._warnings import TorchGradModeWarning as TorchGradModeWarning
 from .func import JvpFn as JvpFn
-
-try:
-    __version__ = version("jaxfunc")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
 
 __all__ = [
     "BakedRandomnessWarning",

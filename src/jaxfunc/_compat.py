@@ -13,7 +13,6 @@ from typing import Any
 import jax
 import jax.core
 import jax.extend.core
-import jax.numpy as jnp
 from jax.extend import source_info_util as _siu
 
 try:  # the trace context: how jaxfunc tells "called eagerly" from "called under a transform"
@@ -50,7 +49,9 @@ def is_device_mismatch(error: BaseException) -> bool:
 try:
     from jax._src.array import ArrayImpl
 except ImportError:  # pragma: no cover - exercised only on an unknown JAX
-    ArrayImpl = type(jnp.zeros(()))
+    from jaxlib import _jax  # pyright: ignore[reportAttributeAccessIssue]
+
+    ArrayImpl = _jax.ArrayImpl
 Tracer = jax.core.Tracer
 
 

@@ -16,8 +16,6 @@ import jax
 
 from . import _compat, _jit
 
-from . import _compat
-
 
 def _is_leaf(x: Any) -> bool:
     """torch's leaves JAX would not take as leaves: ``None``, and iterators (generators,

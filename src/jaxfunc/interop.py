@@ -27,6 +27,8 @@ import numpy as np
 
 from ._warnings import Float64Warning
 
+__all__ = ["from_torch", "to_torch"]
+
 
 def _torch() -> Any:
     try:
