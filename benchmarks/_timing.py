@@ -1,7 +1,7 @@
 """Shared machinery of the benchmark scripts: device set-up, interleaved timing, checks, output.
 
 Timing rules (the machine is shared and noisy): every variant is warmed up (which also runs
-jaxfunc's eager first call and its compile), then timed once per round, all variants inside
+jaxfunc's first call, which compiles), then timed once per round, all variants inside
 each round, in an order that rotates from round to round; each timing runs enough calls to
 last ``target_s``. The reported figure is the median over rounds of the mean time per call.
 Ratios are only meaningful between numbers taken in the same run.

@@ -45,7 +45,7 @@ def _per_call(fn: Callable[[], Any], n: int) -> float:
 
 
 def _bench(variants: dict[str, Callable[[], Any]], rounds: int, n: int) -> dict[str, float]:
-    for fn in variants.values():  # warm: eager first call, compile, first hit
+    for fn in variants.values():  # warm: the compile, then hits
         for _ in range(4):
             jax.block_until_ready(fn())
     times: dict[str, list[float]] = {k: [] for k in variants}

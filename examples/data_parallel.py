@@ -9,7 +9,7 @@ gradients from ``jaxfunc.func`` come out averaged over the whole batch, on every
     python data_parallel.py --coordinator 127.0.0.1:12345 --num-processes 2 --process-id 1
 
 The training step runs twice: inside ``jax.jit`` and eagerly, where jaxfunc's compile cache
-runs the first call eagerly, compiles on the second and reuses the program on the third.
+compiles at the first call and reuses the program from then on.
 tests/test_multiprocess.py runs this file on two processes and compares the result with one
 process computing on the whole batch.
 """
@@ -90,8 +90,8 @@ def main(coordinator: str, num_processes: int, process_id: int) -> dict:
         losses.append(value)
     history["jit"] = (p, grads, losses)
 
-    # 2. The same step eagerly: call 1 runs eagerly, call 2 compiles, call 3 is the cached
-    # program; the arrays keep their shardings throughout.
+    # 2. The same step eagerly: call 1 compiles, calls 2 and 3 reuse the cached program;
+    # the arrays keep their shardings throughout.
     grad_and_value = jaxfunc.func.grad_and_value(loss)
     p, grads, losses = params, [], []
     for _ in range(STEPS):

@@ -167,7 +167,7 @@ def test_vjp_fn_from_the_cache_crosses_jit_without_retracing():
         traces.append(1)
         return vjp_fn(v)
 
-    for k in range(4):  # eager first call, then compiled calls: same pytree structure after
+    for k in range(4):  # the first call compiles, later ones reuse it: same pytree structure
         _, vjp_fn = TF.vjp(f, X + k)
         apply(vjp_fn, V)
     assert len(traces) <= 2
@@ -268,7 +268,7 @@ def _around_jitted(x):
 @pytest.mark.parametrize("g", [_stopped, _jitted_helper, _in_scan, _in_cond, _around_jitted])
 def test_no_grad_everywhere(g):
     # x - nograd(x^2): reverse mode sees the identity; forward mode ignores no_grad.
-    for _ in range(3):  # eager first call, then compiled
+    for _ in range(3):  # compiled from the first call, then reused
         np.testing.assert_allclose(TF.vjp(g, X)[1](V)[0], V)
         np.testing.assert_allclose(AF.vjp(g, X, V)[1], V)
     np.testing.assert_allclose(jax.jit(lambda x: TF.vjp(g, x)[1](V)[0])(X), V)

@@ -6,7 +6,7 @@ Regimes (each compared with the same torch outcome, call by call):
 
 - ``fresh``: the outermost wrapper built afresh at each of 3 calls (the user's functions are
   the same objects, so the cache sees a new wrapper of a known function: it unwraps it);
-- ``reused``: one wrapper object, 3 calls (eager first call, then the compiled program);
+- ``reused``: one wrapper object, 3 calls (the first call compiles, later ones reuse the program);
 - ``jit``: inside an outer ``jax.jit``, 3 calls;
 - and, for a sample (``BATCHED``), under an outer ``jax.vmap`` over a batch of two
   (torch: each example's result, stacked).
@@ -209,7 +209,7 @@ PREFIX_ONLY = {"matrix defects: vmap of a value-dependent function"}
 def test_defect(case: Any) -> None:
     want = torch_outcome(case)
     jaxfunc.clear_cache()
-    for i in range(3):  # eager first call, then the compiled path where the cache engages
+    for i in range(3):  # the first call compiles, later ones come from the cache
         got = outcome(case.body, J)
         if case.id in PREFIX_ONLY:
             # torch's message names torch's issue tracker; jaxfunc's must open with the

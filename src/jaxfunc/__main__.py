@@ -29,7 +29,7 @@ def _optional_torch() -> Any:
 def _median_us(fn: Callable[[], Any], calls: int) -> float:
     import jax
 
-    for _ in range(3):  # warm up: first call eager, then compiled
+    for _ in range(3):  # warm up: the first call compiles
         jax.block_until_ready(fn())
     times = []
     for _ in range(calls):

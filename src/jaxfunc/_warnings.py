@@ -137,6 +137,7 @@ def check_call(func: Any) -> None:
             f"{_narrow(dtype)}: JAX's x64 mode is off, so JAX computes in 32 bits where "
             "torch keeps 64 (results differ around 1e-7 relative). Turn x64 on at startup "
             "with jax.config.update('jax_enable_x64', True), or pass float32 arrays.",
+            func,
         )
     if verdict.grad_mode is not None:
         _once(
@@ -146,6 +147,7 @@ def check_call(func: Any) -> None:
             "gradients flow through that block as if it were not there. Use "
             "jaxfunc.no_grad() (and jaxfunc.enable_grad()) inside functions jaxfunc "
             "transforms: they do what torch's do.",
+            func,
         )
     if verdict.random is not None:
         _once(
@@ -155,6 +157,7 @@ def check_call(func: Any) -> None:
             "compiled (from the second call on) it replays the numbers drawn while it was "
             "traced, the same at every call (and, under vmap, for every element). Pass a "
             "jax.random key as an argument and draw with jax.random instead.",
+            func,
         )
 
 
@@ -182,6 +185,7 @@ def gave_up(func: Any, reason: str, error: BaseException | None) -> None:
         EagerFallbackWarning,
         f"jaxfunc: {_name(func)} runs uncompiled (eagerly) for now, many times slower per "
         f"call: {reason}. jaxfunc.cache_info(f) shows what the cache did.",
+        func,
     )
 
 
@@ -197,16 +201,28 @@ def eager_fallback(func: Any, error: BaseException) -> None:
         f"on, many times slower per call. Tracing it needed a concrete value{where}: "
         f"{type(error).__name__}: {reason} Replace Python control flow on array values by "
         "jnp.where / jax.lax.cond, and float(x) / x.item() by array operations.",
+        func,
     )
 
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _once(verdict: _Verdict, category: type[Warning], message: str) -> None:
+#: code object -> categories already said for functions with that code: a closure made
+#: afresh at every call is one function of the source, said once
+_said_for_code: weakref.WeakKeyDictionary[types.CodeType, set[type]] = weakref.WeakKeyDictionary()
+
+
+def _once(verdict: _Verdict, category: type[Warning], message: str, func: Any = None) -> None:
     if category in verdict.warned:
         return
     verdict.warned.add(category)
+    code = getattr(_key_of(func), "__code__", None)
+    if isinstance(code, types.CodeType):
+        said = _said_for_code.setdefault(code, set())
+        if category in said:
+            return
+        said.add(category)
     warnings.warn(message, category, stacklevel=_user_stacklevel())
 
 

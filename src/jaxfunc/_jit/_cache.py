@@ -378,10 +378,9 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         out = jitted(func, arrays)
         _stats["hit"] += 1
         return _boundary.decode(out, arrays, jits.structures)
-    found = _lookup(func)
-    if found is None:
-        return _eager(None, func, program, arrays)
-    slot, entry, hoisted = found
+    slot, entry, hoisted = _lookup(func)
+    if entry is None:
+        return _eager(slot, func, program, arrays)
     try:
         compiled = entry.jits.get(program)
     except TypeError:  # a non-array argument no compile can be keyed on
@@ -401,14 +400,14 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         return _cannot_trace(slot, entry, func, program, arrays, hoisted, error)
     finally:
         _thread.current = None
-    if not compiled[1]:  # it traced just now: did what it read stay put meanwhile?
-        if _thread.tainted or entry.plan.guard(func) is None:
-            # Changed while tracing (another thread, or the function itself): this result
-            # is this call's, but the program may hold a mix of old and new: not kept.
-            with _lock:
-                entry.jits.pop(program, None)
-        else:
-            compiled[1] = True
+    # A trace that read a state other than the entry's (another thread changed it, or the
+    # function itself did while its first trace ran) gives this call's result, but its
+    # program may hold a mix of old and new: it is not kept.
+    if _thread.tainted or (not compiled[1] and entry.plan.guard(func) is None):
+        with _lock:
+            entry.jits.pop(program, None)
+    else:
+        compiled[1] = True
     _stats["hit"] += 1
     slot.counts["hit"] += 1
     return _boundary.decode(out, arrays, entry.structures)
@@ -495,9 +494,10 @@ def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
         d.popitem(last=False)
 
 
-def _lookup(func: Any) -> tuple[_Slot, _Entry, tuple[Any, ...]] | None:
+def _lookup(func: Any) -> tuple[Any, Any, Any]:
     """The callable's slot, the entry whose guard holds (building one if needed) and its
-    hoisted values. None: the callable is not cached (now)."""
+    hoisted values. No entry: the call runs eagerly; no slot either: the callable cannot be
+    held weakly."""
     if type(func) is not types.MethodType:  # the hot path: no lock, the newest entry holds
         slot = _slots.get(func)
         if slot is not None and slot.entries:
@@ -509,12 +509,10 @@ def _lookup(func: Any) -> tuple[_Slot, _Entry, tuple[Any, ...]] | None:
     with _lock:
         slot = _slot_of(func)
         if slot is None:
-            return None
+            return None, None, None
         slot.calls += 1
         if slot.uncacheable or slot.calls < slot.eager_until:
-            slot.counts["eager"] += 1
-            _stats["eager"] += 1
-            return None
+            return slot, None, None
         for i, entry in enumerate(slot.entries):
             hoisted = entry.plan.guard(func)
             if hoisted is not None:
@@ -529,18 +527,18 @@ def _lookup(func: Any) -> tuple[_Slot, _Entry, tuple[Any, ...]] | None:
             slot.backoff *= 2
             _stats["thrash"] += 1
             slot.give_up(func, "what it reads changes at nearly every call")
-            return None
+            return slot, None, None
         slot.builds += 1
         try:
             plan = _guard.build(func)
         except _guard.Uncacheable as e:
             slot.uncacheable = True
             slot.give_up(func, f"its state cannot be guarded: {e}")
-            return None
+            return slot, None, None
         hoisted = plan.guard(func)
         if hoisted is None:  # the state moved while we looked (or cannot be read twice)
             slot.give_up(func, "its state changed while it was being read")
-            return None
+            return slot, None, None
         entry = _Entry(plan)
         slot.entries.insert(0, entry)
         del slot.entries[MAX_ENTRIES:]
