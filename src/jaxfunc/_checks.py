@@ -295,25 +295,20 @@ def check_callable(func: Any, api: str) -> None:
         raise TypeError(f"{api}: expected `func` to be callable, got {type(func)}")
 
 
-class _TorchDeviceErrors:
-    """``with torch_device_errors:`` turns JAX's error for committed arrays on two devices
-    into torch's RuntimeError for tensors on two devices."""
+def torch_error(error: BaseException) -> BaseException | None:
+    """The error torch would raise in place of JAX's ``error``, or None to keep it: JAX's
+    error for committed arrays on two devices becomes torch's RuntimeError for tensors on
+    two devices; a torch method called on a jax array gets what JAX writes instead."""
+    if type(error) is AttributeError:
+        return _torch_method_hint(error)
+    if _compat.is_device_mismatch(error):
+        first_line = str(error).split("\n")[0]
+        return RuntimeError(
+            "Expected all tensors to be on the same device, but found at least two "
+            f"devices: {first_line}"
+        )
+    return None
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        if kind is AttributeError:
-            _torch_method_hint(error)
-        if kind is not None and _compat.is_device_mismatch(error):
-            first_line = str(error).split("\n")[0]
-            raise RuntimeError(
-                "Expected all tensors to be on the same device, but found at least two "
-                f"devices: {first_line}"
-            ) from error
-
-
-torch_device_errors = _TorchDeviceErrors()
 
 # torch Tensor methods jax arrays lack, and what a port writes instead
 _TORCH_METHODS = {
@@ -328,12 +323,10 @@ _TORCH_METHODS = {
 }
 
 
-def _torch_method_hint(error: Any) -> None:
+def _torch_method_hint(error: Any) -> BaseException | None:
     """``x.detach()`` on a jax array: the same AttributeError, saying what JAX writes."""
     name = getattr(error, "name", None)
     hint = _TORCH_METHODS.get(name) if isinstance(name, str) else None
     if hint is None or not isinstance(getattr(error, "obj", None), jax.Array):
-        return
-    raise AttributeError(
-        f"{error}. jax arrays have no torch method .{name}(): write {hint}"
-    ) from error
+        return None
+    return AttributeError(f"{error}. jax arrays have no torch method .{name}(): write {hint}")

@@ -39,8 +39,10 @@ def call(func: Callable[..., Any], program: _jit.Program, arrays: Any) -> Any:
     """Run a transform's program through the compile cache, with JAX's device errors as
     torch's."""
     _warnings.check_call(func)
-    with _checks.torch_device_errors:
+    try:
         return _jit.call(func, program, arrays)
+    except Exception as error:
+        raise _checks.torch_error(error) or error from error
 
 
 def wraps(
@@ -331,12 +333,14 @@ class VjpFn:
             cts.append(
                 ct if ct.dtype == dtype else _checks.cast_like(_checks.to_array(ct), dtype, i)
             )
-        with _checks.torch_device_errors:
-            backward = meta.backward and meta.backward()
+        backward = meta.backward and meta.backward()
+        try:
             if backward is not None:  # a cached program's: one compiled backward for all
                 flat_in = backward(self._residuals, tuple(cts))
             else:
                 flat_in = pull(meta.pullback_def.unflatten(self._residuals), cts)
+        except Exception as error:
+            raise _checks.torch_error(error) or error from error
         if len(meta.in_structures) == 1 and meta.in_structures[0] is _tree.LEAF:
             return (flat_in[0],)
         result, start = [], 0

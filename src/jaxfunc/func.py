@@ -698,8 +698,10 @@ class JvpFn:
                         f"tangent:{idx} with {what} {got} in flattened pytree doesn't match "
                         f"the {what} {want} of the corresponding primal."
                     )
-        with _checks.torch_device_errors:
+        try:
             out = self._lin(*[_checks.to_array(t) for t in flat])
+        except Exception as error:
+            raise _checks.torch_error(error) or error from error
         return _core.merge_arrays(meta.out_desc, out)
 
 

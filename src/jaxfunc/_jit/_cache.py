@@ -369,12 +369,13 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
             return call(base, _Rewrapped(program, transforms), arrays)
     elif t in PYTREE_CALLABLES and (jits := func.jaxfunc_jits()) is not None:  # type: ignore[attr-defined]
         try:
-            jitted = jits.get(program)
+            key = program.typed()
+            jitted = jits.get(key)
         except TypeError:  # an unkeyable option: no compile can be keyed on it
             return _eager(None, func, program, arrays)
         if jitted is None:
             jitted = _pytree_callable_jit(program, jits.structures)
-            _remember(jits, program, jitted)
+            _remember(jits, key, jitted)
         out = jitted(func, arrays)
         _stats["hit"] += 1
         return _boundary.decode(out, arrays, jits.structures)
@@ -382,7 +383,8 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
     if entry is None:
         return _eager(slot, func, program, arrays)
     try:
-        compiled = entry.jits.get(program)
+        key = program.typed()
+        compiled = entry.jits.get(key)
     except TypeError:  # a non-array argument no compile can be keyed on
         slot.give_up(func, "an argument that is neither an array nor a plain value")
         return _eager(slot, func, program, arrays)
@@ -392,22 +394,26 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         if len(entry.jits) >= MAX_STATICS:
             slot.give_up(func, f"more than {MAX_STATICS} option/argument combinations")
             return _eager(slot, func, program, arrays)
-        compiled = _compile(slot, entry, program)
-    _thread.current, _thread.tainted = func, False
+        compiled = _compile(slot, entry, program, key)
+    thread = _thread
+    thread.current = func
     try:
         out = compiled[0](hoisted, arrays)
     except Exception as error:
+        thread.tainted = False
         return _cannot_trace(slot, entry, func, program, arrays, hoisted, error)
     finally:
-        _thread.current = None
-    # A trace that read a state other than the entry's (another thread changed it, or the
-    # function itself did while its first trace ran) gives this call's result, but its
-    # program may hold a mix of old and new: it is not kept.
-    if _thread.tainted or (not compiled[1] and entry.plan.guard(func) is None):
-        with _lock:
-            entry.jits.pop(program, None)
-    else:
-        compiled[1] = True
+        thread.current = None
+    if not compiled[1] or thread.tainted:
+        # A trace that read a state other than the entry's (another thread changed it, or
+        # the function itself did while its first trace ran) gives this call's result, but
+        # its program may hold a mix of old and new: it is not kept.
+        if thread.tainted or entry.plan.guard(func) is None:
+            thread.tainted = False
+            with _lock:
+                entry.jits.pop(key, None)
+        else:
+            compiled[1] = True
     _stats["hit"] += 1
     slot.counts["hit"] += 1
     return _boundary.decode(out, arrays, entry.structures)
@@ -420,12 +426,12 @@ def _eager(slot: _Slot | None, func: Any, program: Program, arrays: Any) -> Any:
     return program(func, arrays)
 
 
-def _compile(slot: _Slot, entry: _Entry, program: Program) -> list:
+def _compile(slot: _Slot, entry: _Entry, program: Program, key: Any) -> list:
     with _lock:
-        compiled = entry.jits.get(program)
+        compiled = entry.jits.get(key)
         if compiled is None:
             compiled = _make_jit(slot.counts, entry, program)
-            _remember(entry.jits, program, compiled)
+            _remember(entry.jits, key, compiled)
         return compiled
 
 
@@ -442,7 +448,7 @@ def _cannot_trace(
     works, the function needs concrete values (Python ``if`` on an array, ``float(x)``,
     boolean masks) and runs eagerly from now on; when it fails too, its error is the user's
     (a bad argument, a bug in ``f``) and propagates, leaving the entry as it was."""
-    if entry.jits.get(program, [None, False])[1]:
+    if entry.jits.get(program.typed(), [None, False])[1]:
         raise error  # it compiled and ran before: a real error at run time
     if hoisted and (isinstance(error, _compat.CONCRETIZATION_ERRORS) or entry.plan.numpy_hoisted):
         # A hoisted array steers Python control flow (``if float(T) > 0``): check arrays by

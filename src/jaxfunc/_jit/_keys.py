@@ -11,7 +11,9 @@ field values.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -56,7 +58,9 @@ def typed_key(x: Any) -> Any:
         return (t, tuple(typed_key(i) for i in x))
     if t is dict:
         return (t, tuple((typed_key(k), typed_key(v)) for k, v in x.items()))
-    if isinstance(x, Static) or getattr(t, "jaxfunc_static", False):
+    if isinstance(x, Static):
+        return x.typed()
+    if getattr(t, "jaxfunc_static", False):
         return x
     if isinstance(x, np.generic) and not isinstance(x, np.object_):
         return (t, x.tobytes())
@@ -79,6 +83,11 @@ _LIBRARY_CALLABLES = (
 )
 
 
+def _key_or_self(v: Any) -> Any:
+    # (None/True/False are their own keys: the common option values, without a call)
+    return v if v is None or v is True or v is False else typed_key(v)
+
+
 class Static:
     """Base of the frozen dataclasses that key compiles. Subclasses are declared with
     ``@dataclasses.dataclass(frozen=True, eq=False)`` and compare by the typed keys of
@@ -87,25 +96,21 @@ class Static:
     __slots__ = ()
 
     def typed(self) -> tuple[Any, ...]:
-        """The typed key of this value (computed once: the instance is frozen)."""
+        """The typed key of this value: a plain tuple (hashed and compared in C), computed
+        once (the instance is frozen). The cache keys its dicts on it."""
         d = self.__dict__
         found = d.get("_typed")
         if found is None:
-            names = _field_names(type(self))
-            found = (type(self), *[typed_key(d[n]) for n in names])
+            cls = type(self)
+            found = (cls, *[_key_or_self(v) for v in _getter(cls)(self)])
             d["_typed"] = found  # (the instance's own dict: frozen blocks only setattr)
-            d["_hash"] = hash(found)
         return found
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.typed() == other.typed()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")
-        if h is None:
-            self.typed()
-            h = self.__dict__["_hash"]
-        return h
+        return hash(self.typed())
 
     def options(self) -> dict[str, Any]:
         """The fields by name (how a wrapper is rebuilt: never by position)."""
@@ -113,6 +118,7 @@ class Static:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
@@ -120,6 +126,20 @@ def _field_names(cls: type) -> tuple[str, ...]:
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     return names
+
+
+def _getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """The class's field values as a tuple, read in C."""
+    get = _GETTERS.get(cls)
+    if get is None:
+        names = _field_names(cls)
+        if len(names) == 1:
+            one = operator.attrgetter(names[0])
+            get = lambda obj: (one(obj),)
+        else:
+            get = operator.attrgetter(*names)
+        _GETTERS[cls] = get
+    return get
 
 
 class Program(Static):
