@@ -287,6 +287,7 @@ def main() -> None:
     args = T.parser(__doc__.splitlines()[0]).parse_args()
     load_before = os.getloadavg()
     env = T.setup(args)
+    env.use_dtype("float64")  # the models here are float64 (torch's default follows)
     benches = []
     for sizes in (SMALL, SIZES):
         benches.append(

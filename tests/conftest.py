@@ -38,7 +38,7 @@ else:
     _slow_data = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
     settings.register_profile(
         "ci",
-        max_examples=35,
+        max_examples=20,
         deadline=None,
         derandomize=True,
         database=None,
