@@ -123,17 +123,21 @@ def profile_top(fn: Callable[[], Any], reps: int, top: int = 25) -> str:
 def pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
     """Each step of AF.vjp's cached path alone, and the jit dispatches of func.vjp + vjp_fn,
     found by name in the current internals."""
-    from jaxfunc import _cache, _checks, _compat
+    from jaxfunc import _checks, _compat
+    from jaxfunc._jit import _boundary, _cache
 
     f = f_trivial
     out: dict[str, Callable[[], Any]] = {"(empty lambda: the timing loop itself)": lambda: None}
     try:
         is_tuple, xs = AF._inputs(x, "vjp")
         v_arrays, v_desc = AF._split_v(v)
-        static = (is_tuple, v_desc, False, False)
         arrays = (xs, v_arrays)
-        entry, hoisted, _ = _cache._lookup(f)
-        key = (AF._vjp_program, static)
+        _, entry, hoisted = _cache._lookup(f)
+
+        def make() -> Any:
+            return AF._Vjp(is_tuple=is_tuple, v_desc=v_desc, create_graph=False, strict=False)
+
+        key = make().typed()
         compiled = entry.jits[key]
         res = compiled[0](hoisted, arrays)
     except (AttributeError, KeyError, TypeError) as e:  # internals renamed or restructured
@@ -142,15 +146,14 @@ def pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
         "_checks.check_callable": lambda: _checks.check_callable(f, "vjp"),
         "AF._inputs (inputs to a tuple of arrays)": lambda: AF._inputs(x, "vjp"),
         "AF._split_v": lambda: AF._split_v(v),
-        "static tuple built": lambda: (is_tuple, v_desc, False, False),
-        "with _checks.torch_device_errors": lambda: _enter(_checks.torch_device_errors),
+        "program built, its typed key made": lambda: make().typed(),
         "_compat.at_top_level()": _compat.at_top_level,
         "_cache._lookup (slot + guard)": lambda: _cache._lookup(f),
         "entry.plan.guard(f)": lambda: entry.plan.guard(f),
-        "entry.jits.get((program, static))": lambda: entry.jits.get(key),
+        "entry.jits.get(typed key)": lambda: entry.jits.get(key),
         "the cache's jit called directly (dispatch)": lambda: compiled[0](hoisted, arrays),
-        "the result's type test (+ rebuild if stripped)": lambda: (
-            res.rebuild(arrays) if type(res) is _cache._WithoutInputs else res
+        "the result decoded (_boundary.decode)": lambda: _boundary.decode(
+            res, arrays, entry.structures
         ),
     }
     out |= _func_vjp_pieces(x, v)
@@ -159,7 +162,8 @@ def pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
 
 def _func_vjp_pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
     """The two jit dispatches inside ``func.vjp + vjp_fn``, called directly."""
-    from jaxfunc import _cache, _core, func
+    from jaxfunc import func
+    from jaxfunc._jit import _boundary, _cache
 
     def g(x):
         return x * 2
@@ -167,29 +171,21 @@ def _func_vjp_pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
     try:
         for _ in range(3):
             _, vjp_fn = func.vjp(g, x)
-        entry, hoisted, _ = _cache._lookup(g)
-        key = next(iter(entry.jits))
-        compiled = entry.jits[key]
+        _, entry, hoisted = _cache._lookup(g)
+        compiled = next(iter(entry.jits.values()))
         arrays = [x]
-        stripped = compiled[0](hoisted, arrays)
-        meta, residuals = vjp_fn._meta, vjp_fn._residuals
-        apply = _core._apply_compiled
+        encoded = compiled[0](hoisted, arrays)
+        residuals = vjp_fn._residuals
+        backward = vjp_fn._meta.backward()
     except (AttributeError, KeyError, TypeError, StopIteration) as e:
         return {f"(func.vjp pieces unavailable: {type(e).__name__}: {e})": lambda: None}
     return {
         "func.vjp: the cache's jit called directly": lambda: compiled[0](hoisted, arrays),
-        "func.vjp: _WithoutInputs.rebuild (residuals that are inputs)": lambda: (
-            stripped.rebuild(arrays) if type(stripped) is _cache._WithoutInputs else stripped
+        "func.vjp: the result decoded (residuals that are inputs restored)": lambda: (
+            _boundary.decode(encoded, arrays, entry.structures)
         ),
-        "vjp_fn: _apply_compiled(pullback_def, residuals, cts) directly": lambda: apply(
-            meta.pullback_def, residuals, (v,)
-        ),
+        "vjp_fn: its compiled backward called directly": lambda: backward(residuals, (v,)),
     }
-
-
-def _enter(cm: Any) -> None:
-    with cm:
-        pass
 
 
 def main() -> None:
@@ -213,9 +209,9 @@ def main() -> None:
         jax.block_until_ready(vjp_fn(v))
         jax.block_until_ready(hand([x], v))
     _, vjp_fn = jaxfunc.func.vjp(g, x)
-    from jaxfunc import _cache
+    from jaxfunc._jit import _cache
 
-    entry = _cache._slots.get(f_af).entries[0]
+    entry = _cache._existing_slot(f_af).entries[0]
     compiled = next(iter(entry.jits.values()))
     hoisted = entry.plan.guard(f_af)
     _, xs = AF._inputs(x, "vjp")
@@ -225,12 +221,12 @@ def main() -> None:
         _, fn = jaxfunc.func.vjp(g, x)
         return fn(v)
 
-    static = (False, AF._split_v(v)[1], False, False)
+    program = AF._Vjp(is_tuple=False, v_desc=AF._split_v(v)[1], create_graph=False, strict=False)
     whole = {
         "hand-written jax.jit (the same vjp)": lambda: hand([x], v),
         "jaxfunc AF.vjp": lambda: AF.vjp(f_af, x, v),
         "_cache.call (AF.vjp's arguments already split)": lambda: _cache.call(
-            f_af, AF._vjp_program, static, (xs, v_arrays)
+            f_af, program, (xs, v_arrays)
         ),
         "the cache's compiled program, called directly": lambda: compiled[0](
             hoisted, (xs, v_arrays)
