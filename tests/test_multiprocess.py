@@ -72,10 +72,7 @@ def shutdown_after_looking():
 jax.distributed.shutdown = shutdown_after_looking
 
 result = module["main"](coordinator, int(n), int(i))
-try:
-    from jaxfunc._jit import _cache
-except ImportError:  # before the cache moved into jaxfunc._jit
-    from jaxfunc import _cache
+from jaxfunc._jit import _cache
 result["cache_stats"] = _cache.stats()
 result.update(extra)
 print("RESULT " + json.dumps(result))
