@@ -1039,6 +1039,28 @@ def test_equal_python_scalars_of_different_types_compile_apart():
         np.testing.assert_allclose(g(X, k), (10.0 if k is True else float(k)) * np.ones(3))
 
 
+def test_programs_are_shared_by_typed_value_only():
+    from jaxfunc.func import _Grad
+
+    desc = _core.split_arrays((X,))[1]
+    one = _Grad.of(desc=desc, argnums=0, has_aux=False, with_value=False)
+    assert _Grad.of(desc=desc, argnums=0, has_aux=False, with_value=False) is one
+    for argnums, shared in ((0.0, False), (False, False), ((0,), False), (-0, True)):
+        other = _Grad.of(desc=desc, argnums=argnums, has_aux=False, with_value=False)
+        assert (other is one) == shared
+        assert type(other.argnums) is type(argnums)
+    assert _Grad(desc=desc, argnums=0, has_aux=False, with_value=False) == one
+
+
+def test_alternating_programs_on_one_function_each_get_their_own():
+    f = lambda x, y: jnp.sum(x * 2.0 + y**2)
+    y = X + 1.0
+    for _ in range(4):  # (the entry's last program changes at every call)
+        np.testing.assert_allclose(grad(f, argnums=0)(X, y), 2 * np.ones(3))
+        np.testing.assert_allclose(grad(f, argnums=1)(X, y), 2 * np.asarray(y))
+        np.testing.assert_allclose(grad(f, argnums=(0, 1))(X, y)[1], 2 * np.asarray(y))
+
+
 @pytest.mark.parametrize(
     "f",
     [

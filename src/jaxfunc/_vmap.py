@@ -53,7 +53,7 @@ def vmap(
         if chunk_size is not None:
             _checks.check_chunk_size_type(chunk_size)
         arrays, desc = _core.split_arrays((args, kwargs))
-        program = _Vmap(
+        program = _Vmap.of(
             desc=desc,
             flat_dims=tuple(flat_dims),
             batch_size=batch_size,

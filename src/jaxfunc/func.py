@@ -130,12 +130,12 @@ def vjp(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple
     """
     _checks.check_callable(func, "vjp")
     if all(type(p) is _compat.ArrayImpl and _checks.is_inexact(p) for p in primals):
-        program = _Vjp(in_structures=(_tree.LEAF,) * len(primals), has_aux=has_aux)
+        program = _Vjp.of(in_structures=(_tree.LEAF,) * len(primals), has_aux=has_aux)
         return _core.call(func, program, list(primals))  # the common case: arrays
     _checks.check_primal_leaves(primals)
     flats = [_tree.flatten_structure(p) for p in primals]
     arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
-    program = _Vjp(in_structures=tuple(s for _, s in flats), has_aux=has_aux)
+    program = _Vjp.of(in_structures=tuple(s for _, s in flats), has_aux=has_aux)
     return _core.call(func, program, arrays)
 
 
@@ -288,7 +288,7 @@ def jvp(
     """
     _checks.check_callable(func, "jvp")
     flat_p, flat_t, struct = _jvp_inputs(primals, tangents)
-    program = _Jvp(structure=struct, strict=strict, has_aux=has_aux)
+    program = _Jvp.of(structure=struct, strict=strict, has_aux=has_aux)
     return _core.call(func, program, (flat_p, flat_t))
 
 
@@ -411,7 +411,7 @@ def _grad_call(
     argnums = _checks.normalize_argnums(argnums, len(args))
     _checks.check_primal_leaves(_checks.slice_argnums(args, argnums))
     arrays, desc = _core.split_arrays((args, kwargs))
-    program = _Grad(desc=desc, argnums=argnums, has_aux=has_aux, with_value=with_value)
+    program = _Grad.of(desc=desc, argnums=argnums, has_aux=has_aux, with_value=with_value)
     return _core.call(func, program, arrays)
 
 
@@ -489,7 +489,7 @@ def jacrev(
         argnums_ = _checks.normalize_argnums(argnums, len(args))
         _checks.check_primal_leaves(_checks.slice_argnums(args, argnums_))
         arrays, desc = _core.split_arrays(args)
-        program = _Jacrev(desc=desc, argnums=argnums_, has_aux=has_aux, chunk_size=chunk_size)
+        program = _Jacrev.of(desc=desc, argnums=argnums_, has_aux=has_aux, chunk_size=chunk_size)
         return _core.call(func, program, arrays)
 
     return wrapper
@@ -581,7 +581,7 @@ def jacfwd(
                 )
             _check_jvp_pair(leaf, leaf)
         arrays, desc = _core.split_arrays(args)
-        program = _Jacfwd(desc=desc, argnums=argnums_, has_aux=has_aux)
+        program = _Jacfwd.of(desc=desc, argnums=argnums_, has_aux=has_aux)
         return _core.call(func, program, arrays)
 
     return wrapper
@@ -742,7 +742,7 @@ def linearize(func: Callable[..., Any], *primals: Any, has_aux: bool = False) ->
             )
         _check_jvp_pair(leaf, leaf)
     arrays = [_checks.to_array(x) for x in flat]
-    return _core.call(func, _Linearize(structure=struct, has_aux=has_aux), arrays)
+    return _core.call(func, _Linearize.of(structure=struct, has_aux=has_aux), arrays)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

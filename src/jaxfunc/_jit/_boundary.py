@@ -8,8 +8,9 @@ taken from the call's arrays after it: :class:`WithoutInputs`); and JAX's own ca
 the structure of every jit result they see (thousands of them, for the life of the
 process), so a result's structure must not hold anything heavy (a ``vjp_fn``'s linearized
 program): it stays on our side, in a :class:`Structures` store that lives with the cache
-entry, and only its number crosses. ``encode`` runs inside the traced program, ``decode``
-on its result.
+entry, and only its number crosses. A plain result (tuples and lists of arrays) needs none of
+this and crosses as it is. ``encode`` runs inside the traced program, ``decode`` on its
+result.
 """
 
 from __future__ import annotations
@@ -114,56 +115,62 @@ jax.tree_util.register_pytree_node(
 )
 
 
-class Structures:
-    """The result structures of one compiled program's traces, numbered."""
+class Structures(list):
+    """The result structures of one compiled program's traces, numbered (a list: looked up
+    in C on every call)."""
 
-    __slots__ = ("_items",)
-
-    def __init__(self) -> None:
-        self._items: list[Any] = []
+    __slots__ = ()
 
     def add(self, treedef: Any) -> int:
-        for i, known in enumerate(self._items):
+        for i, known in enumerate(self):
             if known == treedef:
                 return i
-        self._items.append(treedef)
-        return len(self._items) - 1
-
-    def __getitem__(self, number: int) -> Any:
-        return self._items[number]
+        self.append(treedef)
+        return len(self) - 1
 
 
-class Encoded:
-    """A result as it crosses the boundary: its leaves, the number of its structure in the
-    program's :class:`Structures`, and whether its dicts were frozen in order."""
+def _plain(out: Any, arrays: Any) -> bool:
+    """Does ``out`` cross a jit boundary unchanged? Tuples and lists of arrays, none of them
+    one of the call's own arguments: their structure is light for JAX's caches to keep, and
+    jit gives it back as it was."""
+    inputs = None
+    stack = [out]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t is tuple or t is list:
+            stack.extend(x)
+        elif isinstance(x, jax.Array):
+            if inputs is None:
+                inputs = {id(a) for a in jax.tree_util.tree_leaves(arrays)}
+            if id(x) in inputs:
+                return False
+        elif x is not None:
+            return False
+    return True
 
-    __slots__ = ("leaves", "number", "ordered")
 
-    def __init__(self, leaves: list[Any], number: int, ordered: bool) -> None:
-        self.leaves, self.number, self.ordered = leaves, number, ordered
-
-
-jax.tree_util.register_pytree_node(
-    Encoded,
-    lambda e: (e.leaves, (e.number, e.ordered)),
-    lambda aux, leaves: Encoded(list(leaves), *aux),
-)
-
-
-def encode(out: Any, arrays: Any, structures: Structures) -> Encoded:
-    """Inside the traced program: dicts frozen in order, argument leaves stripped, the
-    structure kept in ``structures``."""
+def encode(out: Any, arrays: Any, structures: Structures) -> Any:
+    """Inside the traced program: a plain result as it is; any other as ``{code: leaves}``
+    (a one-key dict, which jit rebuilds without calling back into Python), its dicts frozen
+    in order, argument leaves stripped, the structure kept in ``structures`` (``code``:
+    twice its number, plus one if dicts were frozen)."""
+    if _plain(out, arrays):
+        return out
     ordered = _contains_dict(out)
     if ordered:
         out = freeze_order(out)
     leaves, treedef = jax.tree_util.tree_flatten(WithoutInputs.strip(out, arrays))
-    return Encoded(leaves, structures.add(treedef), ordered)
+    return {2 * structures.add(treedef) + ordered: leaves}
 
 
-def decode(result: Encoded, arrays: Any, structures: Structures) -> Any:
+def decode(result: Any, arrays: Any, structures: Structures) -> Any:
     """On the compiled program's result: its structure back, stripped leaves back from
     ``arrays``, dicts thawed."""
-    out = structures[result.number].unflatten(result.leaves)
+    if type(result) is not dict:
+        return result  # (a plain result: no dict in it)
+    ((code, leaves),) = result.items()
+    out = structures[code >> 1].unflatten(leaves)
     if type(out) is WithoutInputs:
         out = out.rebuild(arrays)
-    return thaw_order(out) if result.ordered else out
+    return thaw_order(out) if code & 1 else out

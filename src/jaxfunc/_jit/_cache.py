@@ -121,13 +121,17 @@ def disabled() -> Iterator[None]:
         _thread.disabled -= 1
 
 
+_NO_LAST = (None, None)
+
+
 class _Entry:
     """One guard state of one callable, and the compiled programs made under it."""
 
-    __slots__ = ("__weakref__", "eager_only", "jits", "kept", "plan", "structures")
+    __slots__ = ("__weakref__", "eager_only", "jits", "kept", "last", "plan", "structures")
 
     def __init__(self, plan: _guard.Plan) -> None:
         self.plan = plan
+        self.last: tuple[Any, Any] = _NO_LAST  # (program, compiled) of the last hit
         self.structures = _boundary.Structures()  # its programs' result structures
         self.jits: collections.OrderedDict[Any, Any] = collections.OrderedDict()
         self.eager_only = False
@@ -232,6 +236,7 @@ class _WeakIdTable:
 _slots = _WeakIdTable()
 _by_code: collections.OrderedDict[types.CodeType, _Slot] = collections.OrderedDict()
 MAX_CODES = 16
+_slot_items = _slots._items  # (read directly on the hot path)
 _method_slots = _WeakIdTable()
 _stats = collections.Counter()
 
@@ -366,7 +371,7 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
     if t is types.FunctionType:
         if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
             base, transforms = _unwrap(func)
-            return call(base, _Rewrapped(program, transforms), arrays)
+            return call(base, _Rewrapped.of(program=program, transforms=transforms), arrays)
     elif t in PYTREE_CALLABLES and (jits := func.jaxfunc_jits()) is not None:  # type: ignore[attr-defined]
         try:
             key = program.typed()
@@ -379,22 +384,29 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         out = jitted(func, arrays)
         _stats["hit"] += 1
         return _boundary.decode(out, arrays, jits.structures)
-    slot, entry, hoisted = _lookup(func)
+    # The hot path, inline: the newest entry of a plain function's slot holds, and it ran
+    # this very program (interned by ``Program.of``) last time.
+    slot = entry = None
+    if t is not types.MethodType:
+        item = _slot_items.get(id(func))
+        if item is not None and item[0]() is func and (entries := item[1].entries):
+            slot, entry = item[1], entries[0]
+            hoisted = entry.plan.guard(func)
+            if hoisted is None:
+                entry = None
+            else:
+                slot.calls += 1
     if entry is None:
-        return _eager(slot, func, program, arrays)
-    try:
-        key = program.typed()
-        compiled = entry.jits.get(key)
-    except TypeError:  # a non-array argument no compile can be keyed on
-        slot.give_up(func, "an argument that is neither an array nor a plain value")
-        return _eager(slot, func, program, arrays)
-    if compiled is None:
-        if entry.eager_only:
+        slot, entry, hoisted = _lookup(func)
+        if entry is None:
             return _eager(slot, func, program, arrays)
-        if len(entry.jits) >= MAX_STATICS:
-            slot.give_up(func, f"more than {MAX_STATICS} option/argument combinations")
+    last = entry.last
+    if last[0] is program:
+        compiled = last[1]
+    else:
+        compiled = _find_compiled(slot, entry, func, program)
+        if compiled is None:
             return _eager(slot, func, program, arrays)
-        compiled = _compile(slot, entry, program, key)
     thread = _thread
     thread.current = func
     try:
@@ -410,13 +422,42 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         # its program may hold a mix of old and new: it is not kept.
         if thread.tainted or entry.plan.guard(func) is None:
             thread.tainted = False
-            with _lock:
-                entry.jits.pop(key, None)
+            _forget(entry, program)
         else:
             compiled[1] = True
     _stats["hit"] += 1
     slot.counts["hit"] += 1
     return _boundary.decode(out, arrays, entry.structures)
+
+
+def _find_compiled(slot: _Slot, entry: _Entry, func: Any, program: Program) -> list | None:
+    """The entry's compiled ``program`` (compiling it if needed; None: run eagerly), and
+    remembered as the entry's last."""
+    try:
+        key = program.typed()
+        compiled = entry.jits.get(key)
+    except TypeError:  # a non-array argument no compile can be keyed on
+        slot.give_up(func, "an argument that is neither an array nor a plain value")
+        return None
+    if compiled is None:
+        if entry.eager_only:
+            return None
+        if len(entry.jits) >= MAX_STATICS:
+            slot.give_up(func, f"more than {MAX_STATICS} option/argument combinations")
+            return None
+        compiled = _compile(slot, entry, program, key)
+    entry.last = (program, compiled)
+    return compiled
+
+
+def _forget(entry: _Entry, program: Program | None = None) -> None:
+    """Drop the entry's compiled ``program`` (all of them if None)."""
+    with _lock:
+        entry.last = _NO_LAST
+        if program is None:
+            entry.jits.clear()
+        else:
+            entry.jits.pop(program.typed(), None)
 
 
 def _eager(slot: _Slot | None, func: Any, program: Program, arrays: Any) -> Any:
@@ -455,13 +496,12 @@ def _cannot_trace(
         # value and compile their values in instead, then try once more.
         with _lock:
             entry.plan = _guard.build(func, hoist=False)
-            entry.jits.clear()
+        _forget(entry)
         _stats["unhoisted"] += 1
         return call(func, program, arrays)
     result = _eager(slot, func, program, arrays)  # raises the user's own error, if it is one
-    with _lock:
-        entry.eager_only = True
-        entry.jits.clear()
+    entry.eager_only = True
+    _forget(entry)
     _stats["fallback"] += 1
     slot.give_up(func, _needs_values(error), error)
     return result

@@ -84,8 +84,11 @@ _LIBRARY_CALLABLES = (
 
 
 def _key_or_self(v: Any) -> Any:
-    # (None/True/False are their own keys: the common option values, without a call)
-    return v if v is None or v is True or v is False else typed_key(v)
+    # (None/True/False are their own keys, and a Static's key is cached: the common field
+    # values, without the walk down typed_key's cases)
+    if v is None or v is True or v is False:
+        return v
+    return v.typed() if isinstance(v, Static) else typed_key(v)
 
 
 class Static:
@@ -106,6 +109,27 @@ class Static:
             d["_typed"] = found  # (the instance's own dict: frozen blocks only setattr)
         return found
 
+    @classmethod
+    def of(cls, **fields: Any) -> Any:
+        """``cls(**fields)``, shared: one instance per distinct typed value, so a call that
+        builds the same program as the last one skips the frozen construction and the key.
+        (``cls(...)`` directly is equal to it, only slower.)"""
+        names = _field_names(cls)
+        if len(fields) != len(names):  # (defaults left out: construct as usual)
+            return cls(**fields)
+        try:
+            key = (cls, *[_key_or_self(fields[n]) for n in names])
+            found = _INTERNED.get(key)
+        except (KeyError, TypeError):  # a wrong name; an unkeyable value
+            return cls(**fields)
+        if found is None:
+            found = cls(**fields)
+            found.__dict__["_typed"] = key
+            if len(_INTERNED) >= MAX_INTERNED:
+                _INTERNED.clear()
+            _INTERNED[key] = found
+        return found
+
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.typed() == other.typed()  # type: ignore[attr-defined]
 
@@ -117,6 +141,10 @@ class Static:
         return {n: getattr(self, n) for n in _field_names(type(self))}
 
 
+#: Instances made by :meth:`Static.of`, by typed key (small, plain values: bounded by
+#: clearing, which costs only a reconstruction).
+_INTERNED: dict[tuple[Any, ...], Any] = {}
+MAX_INTERNED = 4096
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 

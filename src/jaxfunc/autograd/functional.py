@@ -164,7 +164,7 @@ def vjp(
     _checks.check_callable(func, "vjp")
     is_tuple, xs = _inputs(inputs, "vjp")
     v_arrays, v_desc = _split_v(v)
-    program = _Vjp(is_tuple=is_tuple, v_desc=v_desc, create_graph=create_graph, strict=strict)
+    program = _Vjp.of(is_tuple=is_tuple, v_desc=v_desc, create_graph=create_graph, strict=strict)
     return _core.call(func, program, (xs, v_arrays))
 
 
@@ -249,7 +249,7 @@ def jvp(
     _checks.check_callable(func, "jvp")
     is_tuple, xs = _inputs(inputs, "jvp")
     vs = _v_for_inputs(v, xs, is_tuple, "jvp")
-    return _core.call(func, _Jvp(create_graph=create_graph, strict=strict), (xs, vs))
+    return _core.call(func, _Jvp.of(create_graph=create_graph, strict=strict), (xs, vs))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -375,7 +375,7 @@ def jacobian(
         xs = [_checks.to_array(x) for x in xs]
     else:
         is_tuple, xs = _inputs(inputs, "jacobian")
-    program = _Jacobian(
+    program = _Jacobian.of(
         is_tuple=is_tuple,
         create_graph=create_graph,
         strict=strict,
@@ -575,7 +575,7 @@ def hessian(
         _forward_needs_vectorize(vectorize)
     _checks.require_grad_dtypes(xs)
     xs = [_checks.to_array(x) for x in xs]
-    program = _Hessian(
+    program = _Hessian.of(
         is_tuple=is_tuple, create_graph=create_graph, strict=strict, forward_mode=forward_mode
     )
     return _core.call(func, program, xs)
@@ -640,7 +640,7 @@ def _second_order_product(
     _checks.check_callable(func, fn_name)
     is_tuple, xs = _inputs(inputs, fn_name)
     vs = _v_for_inputs(v, xs, is_tuple, fn_name)
-    program = _SecondOrder(
+    program = _SecondOrder.of(
         is_tuple=is_tuple, create_graph=create_graph, strict=strict, fn_name=fn_name
     )
     return _core.call(func, program, (xs, vs))
