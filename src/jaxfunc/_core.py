@@ -392,10 +392,28 @@ class CallDesc(_jit.Static):
 _ONE_ARRAY = CallDesc(_tree.LEAF, (ARRAY,))
 
 
+#: The descriptions of the commonest calls, ``f(*args)`` and ``f(*args, **{})`` with every
+#: argument a jax array, by (form, number of arguments): shared, so that a repeated call
+#: finds its program (``Program.of``) without building and keying a new description.
+_ALL_ARRAYS: dict[tuple[bool, int], CallDesc] = {}
+
+
 def split_arrays(tree: Any) -> tuple[list[Any], CallDesc]:
     """The arrays of ``tree`` (numpy ones converted) and a description of the rest."""
     if _checks.is_tensor(tree):
         return [_checks.to_array(tree)], _ONE_ARRAY
+    t = type(tree)
+    with_kwargs = t is tuple and len(tree) == 2 and type(tree[1]) is dict and not tree[1]
+    args = tree[0] if with_kwargs else tree
+    if type(args) is tuple and all(type(a) is _compat.ArrayImpl for a in args):
+        desc = _ALL_ARRAYS.get((with_kwargs, len(args)))
+        if desc is None:
+            desc = _ALL_ARRAYS[with_kwargs, len(args)] = _describe(tree)[1]
+        return list(args), desc
+    return _describe(tree)
+
+
+def _describe(tree: Any) -> tuple[list[Any], CallDesc]:
     flat, struct = _tree.flatten_structure(tree)
     arrays = [_checks.to_array(x) for x in flat if _checks.is_tensor(x)]
     statics = tuple(ARRAY if _checks.is_tensor(x) else x for x in flat)
