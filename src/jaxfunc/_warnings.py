@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import functools
 import linecache
 import os
 import sys
@@ -419,7 +420,8 @@ _LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLOSURE", "L
 _ATTRS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 
 
-def _attribute_chains(code: types.CodeType) -> tuple[dict[str, frozenset[str]], set[str]]:
+@functools.lru_cache(maxsize=1024)  # (a closure made at each call is read again each time)
+def _attribute_chains(code: types.CodeType) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
     """name -> the attributes read in chains starting at it (``np.random.randn``: ``np`` ->
     {random, randn}), so that ``np.random`` and ``jax.random`` are told apart; and the
     names loaded as globals (``co_names`` also holds attribute names)."""
@@ -437,7 +439,7 @@ def _attribute_chains(code: types.CodeType) -> tuple[dict[str, frozenset[str]], 
                 chains[base].add(str(ins.argval))
             elif ins.opname not in ("CACHE", "EXTENDED_ARG"):
                 base = None
-    return {k: frozenset(v) for k, v in chains.items()}, loaded
+    return {k: frozenset(v) for k, v in chains.items()}, frozenset(loaded)
 
 
 def _contents(cell: Any) -> Any:
