@@ -114,6 +114,13 @@ class Static:
         """``cls(**fields)``, shared: one instance per distinct typed value, so a call that
         builds the same program as the last one skips the frozen construction and the key.
         (``cls(...)`` directly is equal to it, only slower.)"""
+        last = _LAST.get(cls)
+        if (
+            last is not None
+            and all(map(operator.is_, fields.values(), last[1]))  # (the same objects, ...
+            and tuple(fields) == last[0]  # ... passed in the same order, as the last call's)
+        ):
+            return last[2]
         names = _field_names(cls)
         if len(fields) != len(names):  # (defaults left out: construct as usual)
             return cls(**fields)
@@ -128,6 +135,7 @@ class Static:
             if len(_INTERNED) >= MAX_INTERNED:
                 _INTERNED.clear()
             _INTERNED[key] = found
+        _LAST[cls] = (tuple(fields), tuple(fields.values()), found)
         return found
 
     def __eq__(self, other: object) -> bool:
@@ -145,6 +153,10 @@ class Static:
 #: clearing, which costs only a reconstruction).
 _INTERNED: dict[tuple[Any, ...], Any] = {}
 MAX_INTERNED = 4096
+#: Per class, the last call of :meth:`Static.of`: ``(names, values, instance)``; a call
+#: passing the very same objects gets the same instance without a key (values are compared
+#: by identity only: ``0`` is not ``False`` here either).
+_LAST: dict[type, tuple[tuple[str, ...], tuple[Any, ...], Any]] = {}
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
