@@ -130,13 +130,24 @@ def vjp(func: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple
     """
     _checks.check_callable(func, "vjp")
     if all(type(p) is _compat.ArrayImpl and _checks.is_inexact(p) for p in primals):
-        program = _Vjp.of(in_structures=(_tree.LEAF,) * len(primals), has_aux=has_aux)
+        program = _Vjp.of(in_structures=_leaf_structures(len(primals)), has_aux=has_aux)
         return _core.call(func, program, list(primals))  # the common case: arrays
     _checks.check_primal_leaves(primals)
     flats = [_tree.flatten_structure(p) for p in primals]
     arrays = [_checks.to_array(x) for flat, _ in flats for x in flat]
     program = _Vjp.of(in_structures=tuple(s for _, s in flats), has_aux=has_aux)
     return _core.call(func, program, arrays)
+
+
+_LEAF_STRUCTURES: dict[int, tuple[_tree.Structure, ...]] = {}
+
+
+def _leaf_structures(n: int) -> tuple[_tree.Structure, ...]:
+    """``(LEAF,) * n``, the same tuple each time (``Program.of`` then knows it at a glance)."""
+    found = _LEAF_STRUCTURES.get(n)
+    if found is None:
+        found = _LEAF_STRUCTURES[n] = (_tree.LEAF,) * n
+    return found
 
 
 def _unflatten_args(structures: tuple[_tree.Structure, ...], flat: Any) -> tuple[Any, ...]:

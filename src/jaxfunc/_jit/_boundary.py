@@ -4,13 +4,12 @@ how it is put back.
 Three things: ``jax.jit`` rebuilds a returned dict with its keys sorted (the user's
 insertion order is kept by :class:`OrderedNode` across the boundary); it copies every
 returned leaf that is one of its own arguments (such leaves are left out of the result and
-taken from the call's arrays after it: :class:`WithoutInputs`); and JAX's own caches keep
-the structure of every jit result they see (thousands of them, for the life of the
-process), so a result's structure must not hold anything heavy (a ``vjp_fn``'s linearized
-program): it stays on our side, in a :class:`Structures` store that lives with the cache
-entry, and only its number crosses. A plain result (tuples and lists of arrays) needs none of
-this and crosses as it is. ``encode`` runs inside the traced program, ``decode`` on its
-result.
+taken from the call's arrays after it); and JAX's own caches keep the structure of every
+jit result they see (thousands of them, for the life of the process), so a result's
+structure must not hold anything heavy (a ``vjp_fn``'s linearized program): it stays on our
+side, in a :class:`Structures` store that lives with the cache entry, and only its number
+crosses. A plain result (tuples and lists of arrays) needs none of this and crosses as it
+is. ``encode`` runs inside the traced program, ``decode`` on its result.
 """
 
 from __future__ import annotations
@@ -73,46 +72,10 @@ def _rebuild(tree: Any, child: Any) -> Any:
     return tree
 
 
-class WithoutInputs:
-    """A compiled program's result less the leaves that are its own array arguments (a
-    ``vjp_fn``'s residuals, an identity output): ``jax.jit`` would copy each one it returns.
-    ``slots``: per leaf of the result, the index of the argument leaf it is, or -1. A pytree
-    whose structure is static, so every trace of a jit keeps its own."""
-
-    __slots__ = ("kept", "slots", "treedef")
-
-    def __init__(self, kept: tuple[Any, ...], treedef: Any, slots: tuple[int, ...]) -> None:
-        self.kept, self.treedef, self.slots = kept, treedef, slots
-
-    @classmethod
-    def strip(cls, out: Any, arrays: Any) -> Any:
-        leaves, treedef = jax.tree_util.tree_flatten(out)
-        index = {id(a): i for i, a in enumerate(jax.tree_util.tree_leaves(arrays))}
-        slots = tuple(index.get(id(leaf), -1) for leaf in leaves)
-        if max(slots, default=-1) < 0:
-            return out
-        return cls(tuple(x for x, i in zip(leaves, slots) if i < 0), treedef, slots)
-
-    def rebuild(self, arrays: Any) -> Any:
-        """The whole result, the stripped leaves taken from the call's own ``arrays``."""
-        args = jax.tree_util.tree_leaves(arrays)
-        kept = iter(self.kept)
-        return self.treedef.unflatten(
-            [next(kept) if i < 0 else _as_jax(args[i]) for i in self.slots]
-        )
-
-
 def _as_jax(x: Any) -> Any:
     """What jit would have returned for argument ``x``: a jax array (numpy and Python
     scalars converted as jit converts them)."""
     return x if isinstance(x, jax.Array) else jnp.asarray(x)
-
-
-jax.tree_util.register_pytree_node(
-    WithoutInputs,
-    lambda w: (w.kept, (w.treedef, w.slots)),
-    lambda aux, kept: WithoutInputs(tuple(kept), *aux),
-)
 
 
 class Structures(list):
@@ -153,24 +116,35 @@ def _plain(out: Any, arrays: Any) -> bool:
 def encode(out: Any, arrays: Any, structures: Structures) -> Any:
     """Inside the traced program: a plain result as it is; any other as ``{code: leaves}``
     (a one-key dict, which jit rebuilds without calling back into Python), its dicts frozen
-    in order, argument leaves stripped, the structure kept in ``structures`` (``code``:
-    twice its number, plus one if dicts were frozen)."""
+    in order, the leaves that are the call's own arguments left out. ``structures`` keeps
+    ``(treedef, slots)``: ``slots`` gives, per leaf, the index of the argument leaf it is
+    (-1: a leaf that crosses), or is None when no leaf is an argument. ``code`` is twice
+    the structure's number, plus one if dicts were frozen."""
     if _plain(out, arrays):
         return out
     ordered = _contains_dict(out)
     if ordered:
         out = freeze_order(out)
-    leaves, treedef = jax.tree_util.tree_flatten(WithoutInputs.strip(out, arrays))
-    return {2 * structures.add(treedef) + ordered: leaves}
+    leaves, treedef = jax.tree_util.tree_flatten(out)
+    index = {id(a): i for i, a in enumerate(jax.tree_util.tree_leaves(arrays))}
+    slots: tuple[int, ...] | None = tuple(index.get(id(leaf), -1) for leaf in leaves)
+    if max(slots, default=-1) < 0:  # type: ignore[arg-type]
+        slots = None
+    else:
+        leaves = [leaf for leaf, i in zip(leaves, slots) if i < 0]  # type: ignore[arg-type]
+    return {2 * structures.add((treedef, slots)) + ordered: leaves}
 
 
 def decode(result: Any, arrays: Any, structures: Structures) -> Any:
-    """On the compiled program's result: its structure back, stripped leaves back from
+    """On the compiled program's result: its structure back, the argument leaves back from
     ``arrays``, dicts thawed."""
     if type(result) is not dict:
         return result  # (a plain result: no dict in it)
     ((code, leaves),) = result.items()
-    out = structures[code >> 1].unflatten(leaves)
-    if type(out) is WithoutInputs:
-        out = out.rebuild(arrays)
+    treedef, slots = structures[code >> 1]
+    if slots is not None:
+        args = jax.tree_util.tree_leaves(arrays)
+        crossed = iter(leaves)
+        leaves = [next(crossed) if i < 0 else _as_jax(args[i]) for i in slots]
+    out = treedef.unflatten(leaves)
     return thaw_order(out) if code & 1 else out

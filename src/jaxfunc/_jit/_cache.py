@@ -267,11 +267,6 @@ def stats() -> dict[str, int]:
     return {**_stats, "hit": _hits}
 
 
-def _count_hit() -> None:
-    global _hits
-    _hits += 1
-
-
 def cache_info(func: Any = None) -> dict[str, Any]:
     """What the cache did: ``hits`` (calls served by a compiled program), ``compiles``
     (traces made to compile) and ``eager`` (calls run uncompiled), for the whole process or
@@ -391,11 +386,13 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
             jitted = _pytree_callable_jit(program, jits.structures)
             _remember(jits, key, jitted)
         out = jitted(func, arrays)
-        _count_hit()
+        _hits += 1
         return _boundary.decode(out, arrays, jits.structures)
     # The hot path, inline: the newest entry of a plain function's slot holds, and it ran
     # this very program (interned by ``Program.of``) last time.
-    slot = entry = None
+    slot: Any = None
+    entry: Any = None
+    hoisted: Any = None
     if t is not types.MethodType:
         item = _slot_items.get(id(func))
         if item is not None and item[0]() is func and (entries := item[1].entries):
