@@ -109,34 +109,8 @@ class Static:
             d["_typed"] = found  # (the instance's own dict: frozen blocks only setattr)
         return found
 
-    @classmethod
-    def of(cls, **fields: Any) -> Any:
-        """``cls(**fields)``, shared: one instance per distinct typed value, so a call that
-        builds the same program as the last one skips the frozen construction and the key.
-        (``cls(...)`` directly is equal to it, only slower.)"""
-        last = _LAST.get(cls)
-        if (
-            last is not None
-            and all(map(operator.is_, fields.values(), last[1]))  # (the same objects, ...
-            and tuple(fields) == last[0]  # ... passed in the same order, as the last call's)
-        ):
-            return last[2]
-        names = _field_names(cls)
-        if len(fields) != len(names):  # (defaults left out: construct as usual)
-            return cls(**fields)
-        try:
-            key = (cls, *[_key_or_self(fields[n]) for n in names])
-            found = _INTERNED.get(key)
-        except (KeyError, TypeError):  # a wrong name; an unkeyable value
-            return cls(**fields)
-        if found is None:
-            found = cls(**fields)
-            found.__dict__["_typed"] = key
-            if len(_INTERNED) >= MAX_INTERNED:
-                _INTERNED.clear()
-            _INTERNED[key] = found
-        _LAST[cls] = (tuple(fields), tuple(fields.values()), found)
-        return found
+    #: ``Cls.of(**fields)``: ``Cls(**fields)``, shared (see :class:`_Of`).
+    of: ClassVar[Any]
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.typed() == other.typed()  # type: ignore[attr-defined]
@@ -149,14 +123,76 @@ class Static:
         return {n: getattr(self, n) for n in _field_names(type(self))}
 
 
-#: Instances made by :meth:`Static.of`, by typed key (small, plain values: bounded by
-#: clearing, which costs only a reconstruction).
+class _Of:
+    """``Cls.of(**fields)``: ``Cls(**fields)``, shared: one instance per distinct typed
+    value, so that a call building the same program as before skips the frozen construction
+    and the typed key, and the cache knows the program at a glance (by identity). A call
+    passing the very objects of the class's last call gets its instance by identity checks
+    alone (``0`` is not ``False`` there either). ``Cls(...)`` directly is equal, only
+    slower.
+
+    The function is generated per class on first use (the dataclass decorator has made the
+    fields by then), with the fields as keyword-only parameters: no ``**kwargs`` dict, no
+    loop, on every transform call."""
+
+    def __get__(self, obj: Any, cls: type) -> Callable[..., Any]:
+        made = _OF.get(cls)
+        if made is None:
+            made = _OF[cls] = _make_of(cls)
+        return made
+
+
+def _make_of(cls: type) -> Callable[..., Any]:
+    names = _field_names(cls)
+    if not names or any(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+    ):
+        return lambda **fields: _intern(cls, fields)[0]
+    params = ", ".join(names)
+    source = (  # (its own names start with "_": no field is called that)
+        f"def of(*, {params}):\n"
+        "    _last = _box[0]\n"
+        f"    if {' and '.join(f'_last[{i}] is {n}' for i, n in enumerate(names))}:\n"
+        f"        return _last[{len(names)}]\n"
+        f"    _found, _shared = _intern(_cls, {{{', '.join(f'{n!r}: {n}' for n in names)}}})\n"
+        "    if _shared:  # (an unkeyable value is not held: it may be a big mutable object)\n"
+        f"        _box[0] = ({params}, _found)\n"
+        "    return _found\n"
+    )
+    namespace: dict[str, Any] = {"_box": [(_NEVER,) * len(names)], "_intern": _intern, "_cls": cls}
+    exec(compile(source, f"<{cls.__qualname__}.of>", "exec"), namespace)
+    return namespace["of"]
+
+
+_NEVER = object()  # (no field value is this object: the first call misses)
+_OF: dict[type, Callable[..., Any]] = {}
+#: Instances made by ``of``, by typed key (small, plain values: bounded by clearing, which
+#: costs only a reconstruction).
 _INTERNED: dict[tuple[Any, ...], Any] = {}
 MAX_INTERNED = 4096
-#: Per class, the last call of :meth:`Static.of`: ``(names, values, instance)``; a call
-#: passing the very same objects gets the same instance without a key (values are compared
-#: by identity only: ``0`` is not ``False`` here either).
-_LAST: dict[type, tuple[tuple[str, ...], tuple[Any, ...], Any]] = {}
+
+
+def _intern(cls: type, fields: dict[str, Any]) -> tuple[Any, bool]:
+    """``(the shared instance, True)``, or ``(a new one, False)`` where there can be no
+    shared one (a value no key can be made of)."""
+    names = _field_names(cls)
+    if len(fields) != len(names):  # (defaults left out: construct as usual)
+        return cls(**fields), False
+    try:
+        key = (cls, *[_key_or_self(fields[n]) for n in names])
+        found = _INTERNED.get(key)
+    except (KeyError, TypeError):  # a wrong name; an unkeyable value
+        return cls(**fields), False
+    if found is None:
+        found = cls(**fields)
+        found.__dict__["_typed"] = key
+        if len(_INTERNED) >= MAX_INTERNED:
+            _INTERNED.clear()
+        _INTERNED[key] = found
+    return found, True
+
+
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
@@ -204,3 +240,6 @@ class Transform(Static):
 
     def wrap(self, func: Any) -> Any:
         return type(self).make(func, **self.options())
+
+
+Static.of = _Of()
