@@ -413,8 +413,22 @@ def split_arrays(tree: Any) -> tuple[list[Any], CallDesc]:
     return _describe(tree)
 
 
+#: The descriptions of trees of jax arrays only, by structure (and dict key orders): one
+#: object per structure, so that ``Program.of`` knows a repeated call at a glance.
+_DESCRIBED: dict[tuple[Any, Any], CallDesc] = {}
+MAX_DESCRIBED = 1024
+
+
 def _describe(tree: Any) -> tuple[list[Any], CallDesc]:
     flat, struct = _tree.flatten_structure(tree)
+    if all(type(x) is _compat.ArrayImpl for x in flat):
+        key = (struct.treedef, struct.orders)
+        desc = _DESCRIBED.get(key)
+        if desc is None:
+            if len(_DESCRIBED) >= MAX_DESCRIBED:
+                _DESCRIBED.clear()
+            desc = _DESCRIBED[key] = CallDesc(struct, (ARRAY,) * len(flat))
+        return flat, desc
     arrays = [_checks.to_array(x) for x in flat if _checks.is_tensor(x)]
     statics = tuple(ARRAY if _checks.is_tensor(x) else x for x in flat)
     return arrays, CallDesc(struct, statics)

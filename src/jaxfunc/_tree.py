@@ -16,10 +16,14 @@ import jax
 
 from . import _compat, _jit
 
+_NOT_ITERATORS = frozenset({_compat.ArrayImpl, dict, tuple, list})
+
 
 def _is_leaf(x: Any) -> bool:
     """torch's leaves JAX would not take as leaves: ``None``, and iterators (generators,
     ``map`` objects), which JAX is deprecating as leaves and which must not be consumed."""
+    if type(x) in _NOT_ITERATORS:  # (JAX asks for every node: the common ones in one look)
+        return False
     return x is None or isinstance(x, collections.abc.Iterator)
 
 
@@ -40,52 +44,26 @@ def _plain_dict(x: Any) -> bool:
     return type(x) is dict or type(x) is collections.defaultdict
 
 
-def _children_in_jax_order(x: Any) -> list[Any] | None:
-    """The sub-trees JAX visits under a built-in container, in JAX's order (None: leaf/custom)."""
-    if _plain_dict(x):
-        return [x[k] for k in sorted(x)]
-    if isinstance(x, (tuple, list)):
-        return list(x)
-    if isinstance(x, collections.OrderedDict):
-        return list(x.values())
-    return None
-
-
-_CONTAINERS = (tuple, list, dict, collections.OrderedDict, collections.defaultdict)
-
-
-def _has_unsorted_dict(x: Any) -> bool:
-    """Quick scan: is there a plain dict whose keys are not in sorted order?"""
-    t = type(x)
-    if t is dict or t is collections.defaultdict:
-        keys = list(x)
-        try:
-            if keys != sorted(keys):
-                return True
-        except TypeError:
-            return True
-        items: Any = x.values()
-    elif t is tuple or t is list or t is collections.OrderedDict or isinstance(x, tuple):
-        items = x.values() if isinstance(x, dict) else x
-    else:
-        return False
-    return any(isinstance(c, _CONTAINERS) and _has_unsorted_dict(c) for c in items)
-
-
 def _dict_orders(tree: Any) -> tuple[tuple[Any, ...], ...] | None:
-    """Key order of every plain dict, in JAX's traversal order; None when JAX's sort is right."""
-    if not isinstance(tree, _CONTAINERS) or not _has_unsorted_dict(tree):
-        return None
+    """Key order of every plain dict, in JAX's traversal order; None when JAX's sort is right.
+    (One walk: each dict's keys sorted once.)"""
     orders: list[tuple[Any, ...]] = []
-
-    def walk(x: Any) -> None:
-        if _plain_dict(x):
-            orders.append(tuple(x))
-        for c in _children_in_jax_order(x) or ():
-            walk(c)
-
-    walk(tree)
-    return tuple(orders)
+    unsorted = False
+    stack = [tree]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t is dict or t is collections.defaultdict:
+            keys = tuple(x)
+            ordered = sorted(keys)
+            unsorted = unsorted or list(keys) != ordered
+            orders.append(keys)
+            stack.extend([x[k] for k in reversed(ordered)])
+        elif isinstance(x, (tuple, list)):
+            stack.extend(x[::-1])
+        elif isinstance(x, collections.OrderedDict):
+            stack.extend(list(x.values())[::-1])
+    return tuple(orders) if unsorted else None
 
 
 class _Hole:

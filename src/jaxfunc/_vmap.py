@@ -55,7 +55,7 @@ def vmap(
         arrays, desc = _core.split_arrays((args, kwargs))
         program = _Vmap.of(
             desc=desc,
-            flat_dims=tuple(flat_dims),
+            flat_dims=_shared_dims(tuple(flat_dims)),
             batch_size=batch_size,
             out_dims=out_dims,
             chunk_size=chunk_size,
@@ -63,6 +63,17 @@ def vmap(
         return _core.call(func, program, arrays)
 
     return wrapper
+
+
+#: Each ``flat_dims`` tuple once (ints and None, normalized by ``_check_inputs``: equal
+#: means the same), so ``_Vmap.of`` finds a repeated call by identity.
+_FLAT_DIMS: dict[tuple[int | None, ...], tuple[int | None, ...]] = {}
+
+
+def _shared_dims(dims: tuple[int | None, ...]) -> tuple[int | None, ...]:
+    if len(_FLAT_DIMS) >= 1024:
+        _FLAT_DIMS.clear()
+    return _FLAT_DIMS.setdefault(dims, dims)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
