@@ -933,7 +933,40 @@ def test_a_function_whose_state_changes_at_every_call_stops_being_rebuilt():
     assert _cache.stats().get("thrash", 0) == thrash + 2
     assert _cache.stats().get("build", 0) - builds == 2 * _cache.THRASH_BUILDS
     info = jaxfunc.cache_info(f)
-    assert info["eager"] > 0 and any("changes at nearly every call" in r for r in info["reasons"])
+    assert info["eager"] > 0
+    assert info["reasons"][0] == (
+        "what it reads changes at nearly every call: `f.__globals__['SCALE']` changes"
+    )
+
+
+class _Scaler:
+    def helper(self, x):
+        return x * SCALE_ARRAY
+
+    def __call__(self, x):
+        return jnp.sum(self.helper(x))
+
+
+SCALE_ARRAY = jnp.ones(3)
+
+
+def test_the_eager_reason_names_a_global_array_read_where_it_cannot_be_hoisted():
+    # A method reached through its class reads the module's globals, not the rebound copy
+    # a trace gets: an array there is compared by identity, so replacing it at every step
+    # rebuilds, then runs eagerly (right values); the warning names the place.
+    global SCALE_ARRAY
+    scaler = _Scaler()
+    f = lambda x: scaler(x)
+    try:
+        with pytest.warns(jaxfunc.EagerFallbackWarning) as caught:
+            for k in range(12):
+                SCALE_ARRAY = jnp.full(3, float(k))
+                np.testing.assert_allclose(_grad(f), k * np.ones(3))
+    finally:
+        SCALE_ARRAY = jnp.ones(3)
+    place = "`_Scaler.__dict__['helper'].__globals__['SCALE_ARRAY']` is replaced"
+    assert place in str(caught[0].message)
+    assert "compared by identity" in jaxfunc.cache_info(f)["reasons"][0]
 
 
 @pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate

@@ -573,12 +573,14 @@ def _lookup(func: Any) -> tuple[Any, Any, Any]:
                 return slot, entry, hoisted
         if slot.builds >= THRASH_BUILDS and slot.builds * THRASH_RATIO >= slot.calls:
             # What it reads changes at nearly every call: eager for a while, then again.
+            changed = slot.entries[0].plan.explain(func) if slot.entries else None
             slot.entries.clear()  # (their programs hold the old values)
             slot.builds = slot.calls = 0
             slot.eager_until = slot.backoff
             slot.backoff *= 2
             _stats["thrash"] += 1
-            slot.give_up(func, "what it reads changes at nearly every call")
+            reason = "what it reads changes at nearly every call"
+            slot.give_up(func, f"{reason}: {changed}" if changed else reason)
             return slot, None, None
         slot.builds += 1
         try:

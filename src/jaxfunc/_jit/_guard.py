@@ -1058,6 +1058,15 @@ class Plan:
             values,
         )
 
+    def explain(self, root: Any) -> str | None:
+        """Which place the guard finds changed in ``root``'s state (None: none), written as
+        the expression that reads it (``f.__globals__['LR']``), for the message that says
+        why a function runs eagerly."""
+        try:
+            return _explain(self, root)
+        except Exception:  # pragma: no cover - a diagnosis never breaks a call
+            return None
+
     def snapshot(self, root: Any) -> Any:
         """``root`` with its functions copied (globals, cells and defaults as they are now),
         for a trace that must read one consistent state: the guard run on the snapshot
@@ -1145,3 +1154,66 @@ def _functions_source(b: _Builder) -> str:
     body = "\n    ".join(assigns) or "pass"
     out = "".join(f"({f}, {r}), " for f, r in b.functions)
     return f"def functions(root):\n    {body}\n    return ({out})\n"
+
+
+_TOKEN = re.compile(r"\b[vk]\d+\b")
+
+
+def _explain(plan: Plan, root: Any) -> str | None:
+    """The guard run check by check (the same lines, numbered): the first failing check's
+    place, its variables expanded to what they read."""
+    lines = plan.source.splitlines()
+    body = lines[lines.index("    try:") + 1 : -3]  # (up to the ``return (...)`` line)
+    defs: dict[str, str] = {}
+    conds: list[str] = []
+    out = ["def explain(root):", "    _at = None", "    try:"]
+    for line in body:
+        s = line.strip()
+        if s.startswith("if not ("):
+            out += [f"        _at = {len(conds)}", f"        {s[: -len('None')]}{len(conds)}"]
+            conds.append(s)
+        else:
+            out.append(f"        {s}")
+            name, _, expr = s.partition(" = ")
+            defs[name] = expr
+    out += ["        return None", "    except Exception:", "        return _at"]
+    ns = dict(plan.guard.__globals__)
+    exec(compile("\n".join(out), "<jaxfunc guard explained>", "exec"), ns)
+    failed = ns["explain"](root)
+    if failed is None:
+        return None
+    cond = conds[failed]
+    first = _TOKEN.search(cond)
+    if first is None or not first.group(0).startswith("v"):
+        return None
+    name = getattr(root, "__name__", None) or type(root).__name__
+
+    def render(expr: str, depth: int) -> str:
+        def token(m: re.Match) -> str:
+            t = m.group(0)
+            if t.startswith("v") and t in defs and depth < 32:
+                return render(defs[t], depth + 1)
+            return _short(ns[t]) if t in ns else t
+
+        return re.sub(r"\broot\b", name, _TOKEN.sub(token, expr))
+
+    place = render(first.group(0), 0)
+    if len(place) > 160:
+        place = "..." + place[-157:]
+    if " is k" in cond and "() and " in cond:  # an identity check (no hoisting there)
+        return f"`{place}` is replaced, and there it is compared by identity (not passed in)"
+    return f"`{place}` changes"
+
+
+def _short(value: Any) -> str:
+    """A constant of a guard, as the user would name it."""
+    if isinstance(value, weakref.ref):
+        value = value()
+    if isinstance(value, (type, types.FunctionType)):
+        return value.__qualname__
+    if isinstance(value, types.ModuleType):
+        return value.__name__
+    if isinstance(value, (str, int, float, bytes)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"<{type(value).__name__}>"
