@@ -111,14 +111,22 @@ def is_enabled() -> bool:
     return _enabled and not _thread.disabled
 
 
+_disabled_blocks = 0  # ``disabled()`` blocks open in any thread (the hot path reads this)
+
+
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """Run the jaxfunc calls this thread makes inside the block uncompiled (eagerly)."""
+    global _disabled_blocks
+    with _lock:
+        _disabled_blocks += 1
     _thread.disabled += 1
     try:
         yield
     finally:
         _thread.disabled -= 1
+        with _lock:
+            _disabled_blocks -= 1
 
 
 _NO_LAST = (None, None)
@@ -369,7 +377,7 @@ PYTREE_CALLABLES: set[type] = set()
 def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
     """``program(func, arrays)``: eagerly, compiled, or as it is under a trace."""
     global _hits
-    if not _enabled or _thread.disabled or not _compat.at_top_level():
+    if not _enabled or (_disabled_blocks and _thread.disabled) or not _compat.at_top_level():
         return program(func, arrays)
     t = type(func)
     if t is types.FunctionType:
