@@ -222,10 +222,15 @@ class VjpMeta:
     ``compiled``: the residuals came out of the compile cache's program, so the backward
     is one compiled call (also under ``jax.vmap``); a vjp made eagerly or inside a user's
     own jit applies its pullback directly (the user's program stays raw JAX).
-    ``pullback_def``: the structure of JAX's pullback, whose leaves (the residuals) the
-    ``VjpFn`` holds, flat, so that a compiled call passes plain arrays.
-    ``backward`` (compiled only) and ``jits`` (the cache's programs taking this ``vjp_fn``
-    as an argument, e.g. ``vmap(vjp_fn)``) live and die with the meta.
+    ``pullback``: the structure of JAX's pullback (which holds its linearized program), whose
+    leaves (the residuals) the ``VjpFn`` holds, flat, so that a compiled call passes plain
+    arrays. ``backward`` (compiled only) and ``jits`` (the cache's programs taking this
+    ``vjp_fn`` as an argument, e.g. ``vmap(vjp_fn)``) live and die with the cache entry.
+
+    The meta is the static part of a ``vjp_fn`` passed to ``jax.jit``, so JAX's caches keep
+    it (up to 4096 of them) long after its ``vjp_fn``s are gone: it must hold nothing heavy.
+    Made by a compiled program, it refers to the pullback weakly: the cache entry owns it
+    (its structures rebuild such ``vjp_fn``s), and so does every ``VjpFn``.
     """
 
     __slots__ = (
@@ -236,7 +241,7 @@ class VjpMeta:
         "jits",
         "out_avals",
         "out_structure",
-        "pullback_def",
+        "pullback",
         "single_output",
     )
 
@@ -252,11 +257,20 @@ class VjpMeta:
         self.out_avals = out_avals
         self.in_structures = in_structures
         self.compiled = compiled
-        self.pullback_def = pullback_def
-        # held by the cache entry, weakly here (see _jit.keep); gone: apply the pullback
+        # held by the cache entry, weakly here (see _jit.keep); backward gone: apply the pullback
+        self.pullback = _jit.keep(_PullbackDef(pullback_def), for_life=True)
         self.backward = _jit.keep(_compiled_backward(pullback_def)) if compiled else None
         self.jits = _jit.keep(_jit.Jits()) if compiled else None
         self.single_output = out_structure.treedef.num_nodes == 1 and len(out_avals) == 1
+
+
+class _PullbackDef:
+    """The structure of a pullback (weakly referable)."""
+
+    __slots__ = ("__weakref__", "treedef")
+
+    def __init__(self, treedef: Any) -> None:
+        self.treedef = treedef
 
 
 def _compiled_backward(pullback_def: Any) -> Callable[..., Any]:
@@ -274,11 +288,13 @@ class VjpFn:
     enclosing JAX transform, and the residuals can be used any number of times).
     """
 
-    __slots__ = ("_meta", "_residuals")
+    __slots__ = ("_meta", "_pullback", "_residuals")
 
     def __init__(self, residuals: tuple[Any, ...], meta: VjpMeta) -> None:
         self._residuals = residuals
         self._meta = meta
+        # None only if rebuilt by JAX from a meta whose entry and vjp_fns are all gone
+        self._pullback: _PullbackDef | None = meta.pullback()
 
     @classmethod
     def from_pullback(
@@ -298,6 +314,14 @@ class VjpFn:
         made by a compiled program (its structure is then not stable)."""
         jits = self._meta.jits
         return None if jits is None else jits()
+
+    def _pullback_def(self) -> Any:
+        if self._pullback is None:
+            raise RuntimeError(
+                "jaxfunc: this vjp_fn was rebuilt by JAX after the compiled program that "
+                "made it was freed; call jaxfunc.func.vjp again"
+            )
+        return self._pullback.treedef
 
     def __repr__(self) -> str:
         return f"<jaxfunc vjp_fn: {self._meta.out_structure.pprint()} -> inputs>"
@@ -338,7 +362,7 @@ class VjpFn:
             if backward is not None:  # a cached program's: one compiled backward for all
                 flat_in = backward(self._residuals, tuple(cts))
             else:
-                flat_in = pull(meta.pullback_def.unflatten(self._residuals), cts)
+                flat_in = pull(self._pullback_def().unflatten(self._residuals), cts)
         except Exception as error:
             raise _checks.torch_error(error) or error from error
         if len(meta.in_structures) == 1 and meta.in_structures[0] is _tree.LEAF:

@@ -70,17 +70,23 @@ class _ThreadState(threading.local):
 _thread = _ThreadState()
 
 
-def keep(obj: Any) -> Callable[[], Any]:
+def keep(obj: Any, *, for_life: bool = False) -> Callable[[], Any]:
     """Keep ``obj`` alive as long as the cache entry whose program is being traced, and
     return a weak reference to it. A program's result must not hold heavy things (a compiled
-    backward) strongly: JAX's own caches keep the static parts of jit results (up to 4096 of
-    them), which would keep those things alive long after their entry is gone."""
+    backward) strongly: JAX's own caches keep the static parts of jit results and arguments
+    (up to 4096 of them), which would keep those things alive long after their entry is gone.
+    By default only the newest programs' objects are kept (what a result can do without, a
+    compiled backward); ``for_life``: as long as the entry, whatever it traces (what a result
+    rebuilt from the entry's structures needs)."""
     entry = _thread.entry
     if entry is None:
         return lambda: obj  # not traced for the cache: the result owns it
     with _lock:
-        entry.kept.append(obj)
-        del entry.kept[: -4 * MAX_STATICS]  # (the newest programs' retraces)
+        if for_life:
+            entry.owned.append(obj)
+        else:
+            entry.kept.append(obj)
+            del entry.kept[: -4 * MAX_STATICS]  # (the newest programs' retraces)
     return weakref.ref(obj)
 
 
@@ -135,7 +141,16 @@ _NO_LAST = (None, None)
 class _Entry:
     """One guard state of one callable, and the compiled programs made under it."""
 
-    __slots__ = ("__weakref__", "eager_only", "jits", "kept", "last", "plan", "structures")
+    __slots__ = (
+        "__weakref__",
+        "eager_only",
+        "jits",
+        "kept",
+        "last",
+        "owned",
+        "plan",
+        "structures",
+    )
 
     def __init__(self, plan: _guard.Plan) -> None:
         self.plan = plan
@@ -144,6 +159,7 @@ class _Entry:
         self.jits: collections.OrderedDict[Any, Any] = collections.OrderedDict()
         self.eager_only = False
         self.kept: list[Any] = []  # what its programs' results refer to weakly (see keep)
+        self.owned: list[Any] = []  # the same, for the entry's whole life
 
 
 class _Slot:
