@@ -27,7 +27,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import inspect
 import os
+import sys
 import threading
 import types
 import weakref
@@ -258,7 +260,9 @@ class _WeakIdTable:
 # small LRU (``_by_code``): closures made afresh at each call share compiled programs (the
 # guard still proves each one's closure values, defaults and globals). The LRU bounds what
 # dropped functions can keep: their compiled programs refer to their code (through JAX's
-# source locations), so a slot keyed weakly by code would never be freed.
+# source locations), so a slot keyed weakly by code would never be freed. Only code that
+# can make new functions goes there (see _can_be_made_again): the slot of any other
+# function goes with it, compiled programs (~1.5 MB each on CPU) included.
 _slots = _WeakIdTable()
 _by_code: collections.OrderedDict[types.CodeType, _Slot] = collections.OrderedDict()
 MAX_CODES = 16
@@ -321,11 +325,28 @@ def _existing_slot(func: Any) -> _Slot | None:
     return _slots.get(func)
 
 
+def _can_be_made_again(code: types.CodeType) -> bool:
+    """Can new functions with this code appear: a function defined inside another one (a
+    closure made at each call), or by code that is running now (a ``def`` in a module-level
+    loop)? Not so a function made once (at module level, by ``exec``)."""
+    if code.co_flags & inspect.CO_NESTED:
+        return True
+    frame = sys._getframe(1)
+    while frame is not None:
+        if any(c is code for c in frame.f_code.co_consts):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _code_slot(code: types.CodeType) -> _Slot:
     """The slot of the last function with this code (a new one if none is remembered)."""
     slot = _by_code.get(code)
     if slot is None:
-        slot = _by_code[code] = _Slot()
+        slot = _Slot()
+        if not _can_be_made_again(code):
+            return slot  # held by the function only
+        _by_code[code] = slot
         if len(_by_code) > MAX_CODES:
             _by_code.popitem(last=False)
     else:
