@@ -50,7 +50,7 @@ def _live_jaxprs() -> int:
 def test_dropped_vjp_fns_passed_to_vmap_leave_no_program_behind():
     """Before the meta let go of the pullback, each function left ~10 jaxprs (its linearized
     program, ~60 KB) in JAX's caches, up to 4096 functions' worth."""
-    n_warm = _cache.MAX_CODES + 4  # the code LRU full: it holds the same number from now on
+    n_warm = _cache.MAX_CODES + 4  # JAX's own caches warm (and the code LRU, were they in it)
     for i in range(n_warm):
         _vjp_and_vmap_of_vjp_fn(_new_function(i))
     before = _live_jaxprs()
