@@ -970,6 +970,28 @@ def test_the_eager_reason_names_a_global_array_read_where_it_cannot_be_hoisted()
 
 
 @pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
+def test_a_function_that_never_settles_builds_the_same_few_times_at_each_try():
+    # Each try after an eager stretch is judged on its own calls: a function whose state
+    # never settles builds THRASH_BUILDS entries per try, however long the stretch before.
+    global SCALE
+
+    def f(x):
+        return jnp.sum(x) * SCALE
+
+    thrash = _cache.stats().get("thrash", 0)
+    builds = _cache.stats().get("build", 0)
+    try:
+        for k in range(300):
+            SCALE = float(k)
+            np.testing.assert_allclose(_grad(f), k * np.ones(3))
+    finally:
+        SCALE = 2.0
+    tries = _cache.stats().get("thrash", 0) - thrash
+    assert tries == 5  # (9 calls each, between eager stretches of 16, 32, 64 and 128)
+    assert _cache.stats().get("build", 0) - builds == tries * _cache.THRASH_BUILDS
+
+
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
 def test_a_warm_up_schedule_is_compiled_again_once_it_settles():
     """A learning rate that changes for a few steps and then stays: after the back-off the
     function is compiled again, and its calls are hits."""

@@ -594,15 +594,7 @@ def _remember(d: collections.OrderedDict, key: Any, value: Any) -> None:
 def _lookup(func: Any) -> tuple[Any, Any, Any]:
     """The callable's slot, the entry whose guard holds (building one if needed) and its
     hoisted values. No entry: the call runs eagerly; no slot either: the callable cannot be
-    held weakly."""
-    if type(func) is not types.MethodType:  # the hot path: no lock, the newest entry holds
-        slot = _slots.get(func)
-        if slot is not None and slot.entries:
-            entry = slot.entries[0]
-            hoisted = entry.plan.guard(func)
-            if hoisted is not None:
-                slot.calls += 1
-                return slot, entry, hoisted
+    held weakly. (``call`` tries the newest entry of a plain function first, inline.)"""
     with _lock:
         slot = _slot_of(func)
         if slot is None:
@@ -610,6 +602,9 @@ def _lookup(func: Any) -> tuple[Any, Any, Any]:
         slot.calls += 1
         if slot.uncacheable or slot.calls < slot.eager_until:
             return slot, None, None
+        if slot.eager_until:  # an eager stretch ends: this try is judged on its own calls
+            slot.eager_until = 0
+            slot.calls = 1
         for i, entry in enumerate(slot.entries):
             hoisted = entry.plan.guard(func)
             if hoisted is not None:
