@@ -1170,16 +1170,19 @@ def _explain(plan: Plan, root: Any) -> str | None:
     for line in body:
         s = line.strip()
         if s.startswith("if not ("):
-            out += [f"        _at = {len(conds)}", f"        {s[: -len('None')]}{len(conds)}"]
+            out += [
+                f"        _at = {len(conds)}",
+                f"        {s[: -len('None')]}{len(conds)}, locals()",
+            ]
             conds.append(s)
         else:
             out.append(f"        {s}")
             name, _, expr = s.partition(" = ")
             defs[name] = expr
-    out += ["        return None", "    except Exception:", "        return _at"]
+    out += ["        return None, None", "    except Exception:", "        return _at, locals()"]
     ns = dict(plan.guard.__globals__)
     exec(compile("\n".join(out), "<jaxfunc guard explained>", "exec"), ns)
-    failed = ns["explain"](root)
+    failed, seen = ns["explain"](root)
     if failed is None:
         return None
     cond = conds[failed]
@@ -1200,9 +1203,11 @@ def _explain(plan: Plan, root: Any) -> str | None:
     place = render(first.group(0), 0)
     if len(place) > 160:
         place = "..." + place[-157:]
-    if " is k" in cond and "() and " in cond:  # an identity check (no hoisting there)
+    if re.search(r" is k\d+\(\) and ", cond) is None:
+        return f"`{place}` changes"
+    if isinstance(seen.get(first.group(0)), jax.Array):  # (no trace can be handed it there)
         return f"`{place}` is replaced, and there it is compared by identity (not passed in)"
-    return f"`{place}` changes"
+    return f"`{place}` is replaced"
 
 
 def _short(value: Any) -> str:
