@@ -272,3 +272,17 @@ def test_code_is_read_once_per_function(monkeypatch):
         grad(f)(jnp.ones(3))
         vmap(f)(jnp.ones((2, 3)))
     assert reads == [f]
+
+
+def test_the_same_source_in_two_files_is_told_twice():
+    # Code objects compare equal across files (same source at the same lines): the example
+    # of one document run after the same example of another must still be told.
+    source = "def f(x):\n    if x.sum() > 0:\n        return (x**2).sum()\n    return x.sum()\n"
+    for filename in ("<first document>", "<second document>"):
+        ns: dict = {}
+        exec(compile(source, filename, "exec"), ns)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                grad(ns["f"])(jnp.ones(3))
+        assert [w.category for w in caught] == [jaxfunc.EagerFallbackWarning], filename

@@ -264,7 +264,10 @@ class _WeakIdTable:
 # can make new functions goes there (see _can_be_made_again): the slot of any other
 # function goes with it, compiled programs (~1.5 MB each on CPU) included.
 _slots = _WeakIdTable()
-_by_code: collections.OrderedDict[types.CodeType, _Slot] = collections.OrderedDict()
+# (By identity: code objects compare equal across files, the same source at the same lines,
+# and unrelated functions must not share a slot's state and what it has told the user. The
+# LRU holds each code object, so its id is not reused while it is there.)
+_by_code: collections.OrderedDict[int, tuple[types.CodeType, _Slot]] = collections.OrderedDict()
 MAX_CODES = 16
 _slot_items = _slots._items  # (read directly on the hot path)
 _method_slots = _WeakIdTable()
@@ -287,7 +290,7 @@ def clear_cache(func: Any = None) -> None:
         else:
             _slots.pop(func)
             if type(func) is types.FunctionType:
-                _by_code.pop(func.__code__, None)
+                _by_code.pop(id(func.__code__), None)
 
 
 def stats() -> dict[str, int]:
@@ -341,16 +344,16 @@ def _can_be_made_again(code: types.CodeType) -> bool:
 
 def _code_slot(code: types.CodeType) -> _Slot:
     """The slot of the last function with this code (a new one if none is remembered)."""
-    slot = _by_code.get(code)
-    if slot is None:
-        slot = _Slot()
-        if not _can_be_made_again(code):
-            return slot  # held by the function only
-        _by_code[code] = slot
-        if len(_by_code) > MAX_CODES:
-            _by_code.popitem(last=False)
-    else:
-        _by_code.move_to_end(code)
+    item = _by_code.get(id(code))
+    if item is not None and item[0] is code:
+        _by_code.move_to_end(id(code))
+        return item[1]
+    slot = _Slot()
+    if not _can_be_made_again(code):
+        return slot  # held by the function only
+    _by_code[id(code)] = (code, slot)
+    if len(_by_code) > MAX_CODES:
+        _by_code.popitem(last=False)
     return slot
 
 
