@@ -913,8 +913,9 @@ def test_bound_methods_of_many_instances_each_compile_and_die_with_their_instanc
     assert ref() is None
 
 
-@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
-def test_a_function_whose_state_changes_at_every_call_stops_being_rebuilt():
+def _changing_at_every_call(calls: int):
+    """``f`` reading a global that changes before each of ``calls`` calls: ``(f, thrash
+    events, builds)``."""
     global SCALE
 
     def f(x):
@@ -923,20 +924,35 @@ def test_a_function_whose_state_changes_at_every_call_stops_being_rebuilt():
     thrash = _cache.stats().get("thrash", 0)
     builds = _cache.stats().get("build", 0)
     try:
-        for k in range(40):
+        for k in range(calls):
             SCALE = float(k)
             np.testing.assert_allclose(_grad(f), k * np.ones(3))
     finally:
         SCALE = 2.0
+    stats = _cache.stats()
+    return f, stats.get("thrash", 0) - thrash, stats.get("build", 0) - builds
+
+
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
+def test_a_function_whose_state_changes_at_every_call_stops_being_rebuilt():
+    f, tries, builds = _changing_at_every_call(40)
     # Rebuilt THRASH_BUILDS times, then eager for BACKOFF_CALLS calls, tried again, and
     # eager again for twice as long: never a build per call.
-    assert _cache.stats().get("thrash", 0) == thrash + 2
-    assert _cache.stats().get("build", 0) - builds == 2 * _cache.THRASH_BUILDS
+    assert (tries, builds) == (2, 2 * _cache.THRASH_BUILDS)
     info = jaxfunc.cache_info(f)
     assert info["eager"] > 0
     assert info["reasons"][0] == (
         "what it reads changes at nearly every call: `f.__globals__['SCALE']` changes"
     )
+
+
+@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
+def test_a_function_that_never_settles_builds_the_same_few_times_at_each_try():
+    # Each try after an eager stretch is judged on its own calls: a function whose state
+    # never settles builds THRASH_BUILDS entries per try, however long the stretch before
+    # (9 calls a try, between eager stretches of 16, 32, 64 and 128 calls).
+    _, tries, builds = _changing_at_every_call(300)
+    assert (tries, builds) == (5, 5 * _cache.THRASH_BUILDS)
 
 
 class _Scaler:
@@ -967,28 +983,6 @@ def test_the_eager_reason_names_a_global_array_read_where_it_cannot_be_hoisted()
     place = "`_Scaler.__dict__['helper'].__globals__['SCALE_ARRAY']` is replaced"
     assert place in str(caught[0].message)
     assert "compared by identity" in jaxfunc.cache_info(f)["reasons"][0]
-
-
-@pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
-def test_a_function_that_never_settles_builds_the_same_few_times_at_each_try():
-    # Each try after an eager stretch is judged on its own calls: a function whose state
-    # never settles builds THRASH_BUILDS entries per try, however long the stretch before.
-    global SCALE
-
-    def f(x):
-        return jnp.sum(x) * SCALE
-
-    thrash = _cache.stats().get("thrash", 0)
-    builds = _cache.stats().get("build", 0)
-    try:
-        for k in range(300):
-            SCALE = float(k)
-            np.testing.assert_allclose(_grad(f), k * np.ones(3))
-    finally:
-        SCALE = 2.0
-    tries = _cache.stats().get("thrash", 0) - thrash
-    assert tries == 5  # (9 calls each, between eager stretches of 16, 32, 64 and 128)
-    assert _cache.stats().get("build", 0) - builds == tries * _cache.THRASH_BUILDS
 
 
 @pytest.mark.filterwarnings("ignore::jaxfunc.EagerFallbackWarning")  # deliberate
