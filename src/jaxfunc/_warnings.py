@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _jit
+
 
 class JaxfuncWarning(UserWarning):
     """Base class of jaxfunc's warnings: ``filterwarnings("ignore", category=JaxfuncWarning)``
@@ -209,24 +211,11 @@ def eager_fallback(func: Any, error: BaseException) -> None:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-#: id(code object) -> (weak reference, categories already said for functions with that
-#: code): a closure made afresh at every call is one function of the source, said once. By
-#: identity: code objects compare equal across files (the same source at the same lines,
-#: e.g. one example in two documents), and each must be told.
-_said_for_code: dict[int, tuple[Any, set[type]]] = {}
-
-
-def _said_for(code: types.CodeType) -> set[type]:
-    item = _said_for_code.get(id(code))
-    if item is not None and item[0]() is code:
-        return item[1]
-    ident = id(code)
-    said: set[type] = set()
-    _said_for_code[ident] = (
-        weakref.ref(code, lambda _, ident=ident: _said_for_code.pop(ident, None)),
-        said,
-    )
-    return said
+#: code object -> categories already said for functions with that code: a closure made
+#: afresh at every call is one function of the source, said once. By identity: code objects
+#: compare equal across files (the same source at the same lines, e.g. one example in two
+#: documents), and each must be told.
+_said_for_code = _jit.WeakIdTable()
 
 
 def _once(verdict: _Verdict, category: type[Warning], message: str, func: Any = None) -> None:
@@ -235,7 +224,7 @@ def _once(verdict: _Verdict, category: type[Warning], message: str, func: Any = 
     verdict.warned.add(category)
     code = getattr(_key_of(func), "__code__", None)
     if isinstance(code, types.CodeType):
-        said = _said_for(code)
+        said = _said_for_code.setdefault(code, set)
         if category in said:
             return
         said.add(category)

@@ -10,6 +10,7 @@ stale result. It knows nothing of torch: a transform hands it a typed program an
 
 from ._cache import PYTREE_CALLABLES as PYTREE_CALLABLES
 from ._cache import Jits as Jits
+from ._cache import WeakIdTable as WeakIdTable
 from ._cache import cache_info as cache_info
 from ._cache import call as call
 from ._cache import clear_cache as clear_cache

@@ -200,7 +200,7 @@ class _Slot:
                 on_give_up(func, reason, error)
 
 
-class _WeakIdTable:
+class WeakIdTable:
     """``object -> value`` held weakly and looked up by ``id`` (no hashing of the object,
     no weak reference made per lookup); an entry goes when its object is collected."""
 
@@ -263,14 +263,14 @@ class _WeakIdTable:
 # source locations), so a slot keyed weakly by code would never be freed. Only code that
 # can make new functions goes there (see _can_be_made_again): the slot of any other
 # function goes with it, compiled programs (~1.5 MB each on CPU) included.
-_slots = _WeakIdTable()
+_slots = WeakIdTable()
 # (By identity: code objects compare equal across files, the same source at the same lines,
 # and unrelated functions must not share a slot's state and what it has told the user. The
 # LRU holds each code object, so its id is not reused while it is there.)
 _by_code: collections.OrderedDict[int, tuple[types.CodeType, _Slot]] = collections.OrderedDict()
 MAX_CODES = 16
 _slot_items = _slots._items  # (read directly on the hot path)
-_method_slots = _WeakIdTable()
+_method_slots = WeakIdTable()
 _stats = collections.Counter()
 _hits = 0  # calls served by a compiled program
 
