@@ -135,10 +135,11 @@ def pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
         _, entry, hoisted = _cache._lookup(f)
 
         def make() -> Any:
-            return AF._Vjp(is_tuple=is_tuple, v_desc=v_desc, create_graph=False, strict=False)
+            return AF._Vjp.of(is_tuple=is_tuple, v_desc=v_desc, create_graph=False, strict=False)
 
         key = make().typed()
         compiled = entry.jits[key]
+        slots = _cache._slot_items
         res = compiled[0](hoisted, arrays)
     except (AttributeError, KeyError, TypeError) as e:  # internals renamed or restructured
         return out | {f"(pieces unavailable: {type(e).__name__}: {e})": lambda: None}
@@ -146,11 +147,16 @@ def pieces(x: Any, v: Any) -> dict[str, Callable[[], Any]]:
         "_checks.check_callable": lambda: _checks.check_callable(f, "vjp"),
         "AF._inputs (inputs to a tuple of arrays)": lambda: AF._inputs(x, "vjp"),
         "AF._split_v": lambda: AF._split_v(v),
-        "program built, its typed key made": lambda: make().typed(),
+        "program found (Program.of: the same objects as the last call)": make,
         "_compat.at_top_level()": _compat.at_top_level,
-        "_cache._lookup (slot + guard)": lambda: _cache._lookup(f),
+        "the slot found (by id, weakly)": lambda: slots.get(id(f))[0]() is f,
         "entry.plan.guard(f)": lambda: entry.plan.guard(f),
-        "entry.jits.get(typed key)": lambda: entry.jits.get(key),
+        "the compiled program found (the entry's last, by identity)": lambda: (
+            entry.last[0] is make()
+        ),
+        "_cache._lookup (the locked path, taken when the newest entry fails)": lambda: (
+            _cache._lookup(f)
+        ),
         "the cache's jit called directly (dispatch)": lambda: compiled[0](hoisted, arrays),
         "the result decoded (_boundary.decode)": lambda: _boundary.decode(
             res, arrays, entry.structures
