@@ -146,17 +146,23 @@ STARTED, RESUME = threading.Event(), threading.Event()
 SIGNALS = ("STA" + "RTED", "RES" + "UME")
 
 
-def test_state_changed_by_another_thread_while_compiling_is_never_baked_in():
+@pytest.mark.parametrize("when", ["first compile", "retrace at a new shape"])
+def test_state_changed_by_another_thread_while_compiling_is_never_baked_in(when):
     """Another thread changes a global the function reads while its program is traced
     (after this call's guard check): that program must not be kept under the old state.
     Today's cache baked the new value into a program stored under the old guard: once the
-    value was back, every call returned twice the right answer."""
+    value was back, every call returned twice the right answer. The trace is either the
+    first compile, or ``jax.jit``'s retrace at a new shape of a program that has run (a
+    call that starts as a hit)."""
     global SCALE
+    x = X if when == "first compile" else jnp.concatenate([X, X])
+    STARTED.clear()
+    RESUME.clear()
 
     def f(x):
         # The signals are reached dynamically (no guard may see them: they are not state).
         started, resume = (globals()[n] for n in SIGNALS)
-        if jax_under_jit() and not started.is_set():  # the compile's trace
+        if jax_under_jit() and x.shape == shape and not started.is_set():  # the trace
             started.set()
             resume.wait(10)  # another thread changes SCALE now
         return jnp.sum(jnp.sin(x) * SCALE)
@@ -167,21 +173,65 @@ def test_state_changed_by_another_thread_while_compiling_is_never_baked_in():
         SCALE = 2.0
         RESUME.set()
 
+    shape = x.shape
+    if when != "first compile":
+        for _ in range(3):  # compiled, and run: the next call is a hit until jit retraces
+            AF.vjp(f, X)
     thread = threading.Thread(target=other)
     thread.start()
     try:
-        first = [AF.vjp(f, X)[1] for _ in range(2)]
+        first = [AF.vjp(f, x)[1] for _ in range(2)]
         thread.join()
+        assert STARTED.is_set()  # (the trace did wait for the change)
         SCALE = 1.0
         for _ in range(3):
-            np.testing.assert_allclose(AF.vjp(f, X)[1], np.cos(np.asarray(X)), rtol=1e-12)
+            np.testing.assert_allclose(AF.vjp(f, x)[1], np.cos(np.asarray(x)), rtol=1e-12)
         for g in first:  # each call saw one consistent state
-            assert np.allclose(g, np.cos(np.asarray(X))) or np.allclose(
-                g, 2 * np.cos(np.asarray(X))
+            assert np.allclose(g, np.cos(np.asarray(x))) or np.allclose(
+                g, 2 * np.cos(np.asarray(x))
             )
     finally:
         RESUME.set()
         thread.join()
+        SCALE = 1.0
+
+
+@pytest.mark.parametrize("when", ["first compile", "retrace at a new shape"])
+def test_state_changed_between_the_check_and_the_trace_is_not_kept(monkeypatch, when):
+    """The narrow window of the race above: the state changes after the call's guard check
+    and before its trace takes the snapshot it reads (here, the change is made as the
+    snapshot is taken). The trace then reads the new state: this call's result, not a
+    program to keep under the entry's old state. At a retrace of a program that has run,
+    the call starts as a hit and is made again where its trace can be watched."""
+    global SCALE
+    from jaxfunc._jit import _guard
+
+    x = X if when == "first compile" else jnp.concatenate([X, X])
+
+    def f(x):
+        return jnp.sum(jnp.sin(x) * SCALE)
+
+    if when != "first compile":
+        for _ in range(3):  # compiled, and run: the next call is a hit until jit retraces
+            AF.vjp(f, X)
+    snapshot = _guard.Plan.snapshot
+    armed = [True]
+
+    def changed_first(self, root):
+        global SCALE
+        if armed[0]:
+            armed[0] = False
+            SCALE = 2.0  # (as if another thread had changed it just now)
+        return snapshot(self, root)
+
+    monkeypatch.setattr(_guard.Plan, "snapshot", changed_first)
+    try:
+        np.testing.assert_allclose(AF.vjp(f, x)[1], 2 * np.cos(np.asarray(x)), rtol=1e-12)
+        assert not armed[0]  # (the trace did happen)
+        SCALE = 1.0
+        for _ in range(3):
+            np.testing.assert_allclose(AF.vjp(f, x)[1], np.cos(np.asarray(x)), rtol=1e-12)
+    finally:
         SCALE = 1.0
 
 

@@ -20,6 +20,10 @@ try:  # the trace context: how jaxfunc tells "called eagerly" from "called under
 
     _trace_ctx = _core_internal.trace_ctx
     _EvalTrace = _core_internal.EvalTrace
+    #: ``type(TRACE.value) is EVAL_TRACE`` is :func:`at_top_level` without a Python call
+    #: (the compile cache's hot path reads it inline).
+    TRACE: Any = _core_internal.trace_state_strong_ref
+    EVAL_TRACE: Any = _EvalTrace
 except (ImportError, AttributeError):  # pragma: no cover - exercised only on an unknown JAX
     _trace_ctx = None
     _EvalTrace = None
@@ -57,9 +61,20 @@ Tracer = jax.core.Tracer
 
 def at_top_level() -> bool:
     """True when no JAX transformation (jit, vmap, grad, ...) is tracing right now."""
-    if _trace_ctx is None:  # pragma: no cover
-        return not jax.extend.core.unsafe_am_i_under_a_jit_DO_NOT_USE()
-    return type(_trace_ctx.trace) is _EvalTrace
+    return type(TRACE.value) is EVAL_TRACE
+
+
+if _trace_ctx is None:  # pragma: no cover - exercised only on an unknown JAX
+
+    class _TopLevel:
+        pass
+
+    class _PublicTrace:
+        @property
+        def value(self) -> Any:
+            return None if jax.extend.core.unsafe_am_i_under_a_jit_DO_NOT_USE() else _TopLevel()
+
+    TRACE, EVAL_TRACE = _PublicTrace(), _TopLevel
 
 
 # -- jaxpr access -------------------------------------------------------------------------

@@ -29,20 +29,14 @@ from . import _checks, _compat, _grad_mode, _jit, _tree, _warnings
 FlatFn = Callable[..., tuple[list[Any], Any]]
 
 
-_jit.set_on_give_up(_warnings.gave_up)  # the cache tells the user through jaxfunc's warnings
-
-
 # -- handing programs to the compile cache -------------------------------------------------------
 
+# The cache tells the user through jaxfunc's warnings, and raises JAX's device errors as
+# torch's errors.
+_jit.set_hooks(_warnings.gave_up, _warnings.check_call, _checks.torch_error)
 
-def call(func: Callable[..., Any], program: _jit.Program, arrays: Any) -> Any:
-    """Run a transform's program through the compile cache, with JAX's device errors as
-    torch's."""
-    _warnings.check_call(func)
-    try:
-        return _jit.call(func, program, arrays)
-    except Exception as error:
-        raise _checks.torch_error(error) or error from error
+#: ``call(func, program, arrays)``: run a transform's program through the compile cache.
+call = _jit.call
 
 
 def wraps(

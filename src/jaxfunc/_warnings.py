@@ -117,7 +117,7 @@ def _hold(obj: Any, verdict: _Verdict) -> None:
 
 #: numpy float64 arrays that ``_checks.to_array`` turned into float32 (x64 off) since the
 #: last call was checked; the next :func:`check_call` reports them.
-pending_float64: list[Any] = []
+pending_float64: list[Any] = _jit.pending()
 
 
 def check_call(func: Any) -> None:

@@ -17,9 +17,10 @@ from ._cache import clear_cache as clear_cache
 from ._cache import disabled as disabled
 from ._cache import is_enabled as is_enabled
 from ._cache import keep as keep
+from ._cache import pending as pending
 from ._cache import register_wrapper as register_wrapper
 from ._cache import set_enabled as set_enabled
-from ._cache import set_on_give_up as set_on_give_up
+from ._cache import set_hooks as set_hooks
 from ._cache import stats as stats
 from ._cache import tracing as tracing
 from ._keys import UNKEYABLE as UNKEYABLE

@@ -53,9 +53,32 @@ BACKOFF_CALLS = 16  # ... for this many calls (doubling each time), then is trie
 on_give_up: Callable[[Any, str, BaseException | None], None] = lambda *_: None
 
 
-def set_on_give_up(hook: Callable[[Any, str, BaseException | None], None]) -> None:
-    global on_give_up
-    on_give_up = hook
+#: Called before every call that is not an inline hit, ``on_call(func)``; an inline hit is
+#: made only while ``_pending`` (the list :func:`pending` gives) is empty, for a callable
+#: that was called before. The package tells the user about the function there.
+on_call: Callable[[Any], None] = lambda _: None
+
+#: ``translate_error(error)``: the error to raise in place of one a call raised, or None to
+#: raise it as it is. The package sets it (JAX's device errors as torch's).
+translate_error: Callable[[BaseException], BaseException | None] = lambda _: None
+
+_pending: list[Any] = []
+
+
+def set_hooks(
+    give_up: Callable[[Any, str, BaseException | None], None],
+    before_call: Callable[[Any], None],
+    error: Callable[[BaseException], BaseException | None],
+) -> None:
+    """Set the package's ``on_give_up``, ``on_call`` and ``translate_error``."""
+    global on_give_up, on_call, translate_error
+    on_give_up, on_call, translate_error = give_up, before_call, error
+
+
+def pending() -> list[Any]:
+    """A list the package appends to when ``on_call`` has something to say at the next
+    call (``on_call`` empties it): while it is not empty, every call runs ``on_call``."""
+    return _pending
 
 
 _lock = threading.RLock()
@@ -64,7 +87,7 @@ _lock = threading.RLock()
 class _ThreadState(threading.local):
     depth = 0  # programs this thread is tracing for the cache
     disabled = 0  # ``disabled()`` blocks this thread is in
-    current: Any = None  # the function of the compiled call this thread is making
+    current: Any = None  # (function, entry) of the compiled call ``_call`` is making
     entry: Any = None  # the entry whose program this thread is tracing
     tainted = False  # the state changed between this call's guard check and its trace
 
@@ -415,15 +438,66 @@ PYTREE_CALLABLES: set[type] = set()
 
 
 def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
-    """``program(func, arrays)``: eagerly, compiled, or as it is under a trace."""
+    """``program(func, arrays)``: eagerly, compiled, or as it is under a trace; errors as
+    ``translate_error`` makes them."""
     global _hits
+    try:
+        # A hit, inline (it is most calls): at top level, nothing pending for ``on_call``,
+        # the callable seen before, its newest entry holds, and that entry ran this very
+        # program (interned by ``Program.of``) last time, so its jit has traced. Should
+        # the jit trace anyway (new shapes), the trace stops at once (``_NotHere``) and the
+        # call is made again below, where a trace can be watched.
+        if (
+            _enabled
+            and not _pending
+            and not _disabled_blocks
+            and type(_compat.TRACE.value) is _compat.EVAL_TRACE
+        ):
+            item = _slot_items.get(id(func))
+            if item is not None and item[0]() is func:
+                slot = item[1]
+                entries = slot.entries
+                if entries:
+                    entry = entries[0]
+                    last = entry.last
+                    if last[0] is program and last[1][1]:
+                        hoisted = entry.plan.guard(func)
+                        if hoisted is not None:
+                            slot.calls += 1
+                            try:
+                                out = last[1][0](hoisted, arrays)
+                            except _NotHere:
+                                slot.calls -= 1
+                                return _call(func, program, arrays)
+                            _hits += 1  # (plain ints: a Counter's item costs more, each hit)
+                            slot.hits += 1
+                            if type(out) is dict:
+                                return _boundary.decode(out, arrays, entry.structures)
+                            return out
+        return _call(func, program, arrays)
+    except Exception as error:
+        translated = translate_error(error)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+class _NotHere(Exception):
+    """A compiled program started to trace on the inline hit path, where the trace could
+    not be watched (see ``call``)."""
+
+
+def _call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
+    """``call`` past its inline hit: every case."""
+    global _hits
+    on_call(func)
     if not _enabled or (_disabled_blocks and _thread.disabled) or not _compat.at_top_level():
         return program(func, arrays)
     t = type(func)
     if t is types.FunctionType:
         if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
             base, transforms = _unwrap(func)
-            return call(base, _Rewrapped.of(program=program, transforms=transforms), arrays)
+            return _call(base, _Rewrapped.of(program=program, transforms=transforms), arrays)
     elif t in PYTREE_CALLABLES and (jits := func.jaxfunc_jits()) is not None:  # type: ignore[attr-defined]
         try:
             key = program.typed()
@@ -436,24 +510,9 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         out = jitted(func, arrays)
         _hits += 1
         return _boundary.decode(out, arrays, jits.structures)
-    # The hot path, inline: the newest entry of a plain function's slot holds, and it ran
-    # this very program (interned by ``Program.of``) last time.
-    slot: Any = None
-    entry: Any = None
-    hoisted: Any = None
-    if t is not types.MethodType:
-        item = _slot_items.get(id(func))
-        if item is not None and item[0]() is func and (entries := item[1].entries):
-            slot, entry = item[1], entries[0]
-            hoisted = entry.plan.guard(func)
-            if hoisted is None:
-                entry = None
-            else:
-                slot.calls += 1
+    slot, entry, hoisted = _lookup(func)
     if entry is None:
-        slot, entry, hoisted = _lookup(func)
-        if entry is None:
-            return _eager(slot, func, program, arrays)
+        return _eager(slot, func, program, arrays)
     last = entry.last
     if last[0] is program:
         compiled = last[1]
@@ -462,14 +521,14 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         if compiled is None:
             return _eager(slot, func, program, arrays)
     thread = _thread
-    thread.current = func
+    outer, thread.current = thread.current, (func, entry)
     try:
         out = compiled[0](hoisted, arrays)
     except Exception as error:
         thread.tainted = False
         return _cannot_trace(slot, entry, func, program, arrays, hoisted, error)
     finally:
-        thread.current = None
+        thread.current = outer
     if not compiled[1] or thread.tainted:
         # A trace that read a state other than the entry's (another thread changed it, or
         # the function itself did while its first trace ran) gives this call's result, but
@@ -479,7 +538,7 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
             _forget(entry, program)
         else:
             compiled[1] = True
-    _hits += 1  # (plain ints: a Counter's item costs a few times more, at every hit)
+    _hits += 1
     slot.hits += 1
     return _boundary.decode(out, arrays, entry.structures)
 
@@ -552,7 +611,7 @@ def _cannot_trace(
             entry.plan = _guard.build(func, hoist=False)
         _forget(entry)
         _stats["unhoisted"] += 1
-        return call(func, program, arrays)
+        return _call(func, program, arrays)
     result = _eager(slot, func, program, arrays)  # raises the user's own error, if it is one
     entry.eager_only = True
     _forget(entry)
@@ -649,11 +708,12 @@ def _make_jit(counts: collections.Counter[str], entry: _Entry, program: Program)
     entry_ref = weakref.ref(entry)
 
     def traced(hoisted: tuple[Any, ...], arrays: Any) -> Any:
+        current = _thread.current  # (func, entry) of the call being made, from ``_call``
+        if current is None or current[1] is not entry_ref():  # from ``call``'s inline hit
+            raise _NotHere
+        f, e = current
         _stats["trace"] += 1
         counts["trace"] += 1
-        e, f = entry_ref(), _thread.current
-        if e is None or f is None:  # pragma: no cover - dropped while a call was running
-            raise RuntimeError("jaxfunc: the cached function was garbage-collected")
         # The trace reads a snapshot, proved by the guard to be the state the entry stands
         # for; if it is not (another thread changed it since this call's check), the
         # program is this call's only.
