@@ -50,24 +50,29 @@ def to_array(x: Any) -> Any:
     return jnp.asarray(x)
 
 
-_INEXACT: dict[Any, bool] = {}
-_COMPLEX: dict[Any, bool] = {}
+class _DtypeIs(dict):
+    """``dtype -> bool``: is it a subdtype of ``kind``, computed once per dtype (a lookup
+    in C after that)."""
+
+    def __init__(self, kind: Any) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __missing__(self, dtype: Any) -> bool:
+        r = self[dtype] = bool(jnp.issubdtype(dtype, self.kind))
+        return r
+
+
+INEXACT = _DtypeIs(jnp.inexact)
+_COMPLEX = _DtypeIs(jnp.complexfloating)
 
 
 def is_inexact(x: Any) -> bool:
-    d = x.dtype
-    r = _INEXACT.get(d)
-    if r is None:
-        r = _INEXACT[d] = bool(jnp.issubdtype(d, jnp.inexact))
-    return r
+    return INEXACT[x.dtype]
 
 
 def is_complex(x: Any) -> bool:
-    d = x.dtype
-    r = _COMPLEX.get(d)
-    if r is None:
-        r = _COMPLEX[d] = bool(jnp.issubdtype(d, jnp.complexfloating))
-    return r
+    return _COMPLEX[x.dtype]
 
 
 def check_forward_primal(x: Any, what: str = "primal") -> None:

@@ -418,6 +418,8 @@ _ALL_ARRAYS: dict[tuple[bool, int], CallDesc] = {}
 
 def split_arrays(tree: Any) -> tuple[list[Any], CallDesc]:
     """The arrays of ``tree`` (numpy ones converted) and a description of the rest."""
+    if type(tree) is _compat.ArrayImpl:  # (the commonest: one jax array)
+        return [tree], _ONE_ARRAY
     if _checks.is_tensor(tree):
         return [_checks.to_array(tree)], _ONE_ARRAY
     t = type(tree)

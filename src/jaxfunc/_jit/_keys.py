@@ -112,6 +112,10 @@ class Static:
     #: ``Cls.of(**fields)``: ``Cls(**fields)``, shared (see :class:`_Of`).
     of: ClassVar[Any]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.of = _Of()  # (each class its own: the first use puts the generated one there)
+
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.typed() == other.typed()  # type: ignore[attr-defined]
 
@@ -133,12 +137,13 @@ class _Of:
 
     The function is generated per class on first use (the dataclass decorator has made the
     fields by then), with the fields as keyword-only parameters: no ``**kwargs`` dict, no
-    loop, on every transform call."""
+    loop, on every transform call. It then takes this descriptor's place in the class (each
+    class has its own, from ``Static.__init_subclass__``): no descriptor call either."""
 
     def __get__(self, obj: Any, cls: type) -> Callable[..., Any]:
-        made = _OF.get(cls)
-        if made is None:
-            made = _OF[cls] = _make_of(cls)
+        made = _make_of(cls)
+        if cls.__dict__.get("of") is self:
+            cls.of = staticmethod(made)  # type: ignore[attr-defined]
         return made
 
 
@@ -166,7 +171,6 @@ def _make_of(cls: type) -> Callable[..., Any]:
 
 
 _NEVER = object()  # (no field value is this object: the first call misses)
-_OF: dict[type, Callable[..., Any]] = {}
 #: Instances made by ``of``, by typed key (small, plain values: bounded by clearing, which
 #: costs only a reconstruction).
 _INTERNED: dict[tuple[Any, ...], Any] = {}

@@ -27,7 +27,7 @@ _OUTPUTS = "outputs of the user-provided function"
 
 
 def _inputs(inputs: Any, fn_name: str) -> tuple[bool, list[Any]]:
-    if type(inputs) is _compat.ArrayImpl and _checks.is_inexact(inputs):  # the common case
+    if type(inputs) is _compat.ArrayImpl and _checks.INEXACT[inputs.dtype]:  # the common case
         return False, [inputs]
     is_tuple, xs = _checks.as_tuple(inputs, "inputs", fn_name)
     _checks.require_grad_dtypes(xs)
