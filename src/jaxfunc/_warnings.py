@@ -29,7 +29,6 @@ import sys
 import traceback
 import types
 import warnings
-import weakref
 from typing import Any
 
 import numpy as np
@@ -78,7 +77,7 @@ class _Verdict:
         self.warned: set[type] = set()
 
 
-_verdicts: dict[int, tuple[Any, _Verdict]] = {}
+_verdicts = _jit.WeakIdTable()  # callable -> _Verdict, held weakly
 
 
 def _key_of(func: Any) -> Any:
@@ -93,10 +92,8 @@ def _key_of(func: Any) -> Any:
 
 def _verdict(func: Any) -> _Verdict:
     key = _key_of(func)
-    found = _verdicts.get(id(key))
-    if found is not None and found[0]() is key:
-        verdict = found[1]
-    else:
+    verdict = _verdicts.get(key)
+    if verdict is None:
         verdict = _Verdict(*_Reader().read(key))
         _hold(key, verdict)
     if func is not key and type(func) is not types.MethodType:
@@ -105,12 +102,8 @@ def _verdict(func: Any) -> _Verdict:
 
 
 def _hold(obj: Any, verdict: _Verdict) -> None:
-    ident = id(obj)
-    try:
-        ref = weakref.ref(obj, lambda _, ident=ident: _verdicts.pop(ident, None))
-    except TypeError:  # not weak-referenceable: read again next time (such callables are rare)
-        return
-    _verdicts[ident] = (ref, verdict)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: read again next time
+        _verdicts.setdefault(obj, lambda: verdict)
 
 
 # -- the hooks the compile cache calls ----------------------------------------------------------
@@ -121,15 +114,15 @@ pending_float64: list[Any] = _jit.pending()
 
 
 def check_call(func: Any) -> None:
-    """Warn once per function about its torch grad-mode and global-RNG references and its
-    float64 inputs. After the first call: one dict lookup."""
-    found = _verdicts.get(id(func))
-    if found is not None and found[0]() is func:
-        verdict = found[1]
-        if verdict.clean and not pending_float64:
-            return
-    else:
+    """The compile cache's ``on_call`` (run before every call but an inline hit, which
+    comes only after it has run for the function and while nothing is pending): warn once
+    per function about its torch grad-mode and global-RNG references and its float64
+    inputs."""
+    verdict = _verdicts.get(func)
+    if verdict is None:
         verdict = _verdict(func)
+    elif verdict.clean and not pending_float64:
+        return
     if pending_float64:
         dtype = pending_float64[0]
         pending_float64.clear()
