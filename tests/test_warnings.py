@@ -189,6 +189,27 @@ def test_vmap_randomness_error_raises_torchs_error():
         vmap(grad(_calls_random_helper))(jnp.ones((2, 3)))
 
 
+def test_jacfwd_randomness_error_raises_torchs_error_after_its_input_checks():
+    """torch's jacfwd vmaps its jvp with ``randomness``: a random draw in ``f`` raises
+    vmap's error, after jacfwd's own checks of the inputs (a complex input is that error)."""
+
+    def noisy(x):
+        return x * np.random.standard_normal(x.shape)
+
+    with pytest.raises(
+        RuntimeError, match=r"^vmap: called random operation while in randomness error mode"
+    ):
+        jaxfunc.func.jacfwd(noisy)(jnp.ones(3))
+    F = jaxfunc.func
+    for made in (F.hessian(lambda x: noisy(x).sum()), F.jacrev(F.jacfwd(noisy))):  # as torch's
+        with pytest.raises(RuntimeError, match=r"^vmap: called random operation"):
+            made(jnp.ones(3))
+    with pytest.raises(RuntimeError, match=r"^jacfwd: Expected all inputs to be real"):
+        jaxfunc.func.jacfwd(noisy)(jnp.ones(3, dtype=jnp.complex64))
+    with pytest.warns(jaxfunc.BakedRandomnessWarning):
+        assert jaxfunc.func.jacfwd(noisy, randomness="same")(jnp.ones(3)).shape == (3, 3)
+
+
 # -- eager fallback -------------------------------------------------------------------------------
 
 

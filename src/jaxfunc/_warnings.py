@@ -146,6 +146,8 @@ def check_call(func: Any) -> None:
             func,
         )
     if verdict.random is not None:
+        if _inside_random_error_mode(func):  # torch raises there (``grad(vmap(f))``)
+            random_error(func)
         _once(
             verdict,
             BakedRandomnessWarning,
@@ -157,10 +159,20 @@ def check_call(func: Any) -> None:
         )
 
 
+def _inside_random_error_mode(func: Any) -> bool:
+    """Is ``func`` a jaxfunc wrapper (of wrappers) with ``randomness="error"`` among them
+    (``vmap``, ``jacfwd``, ``hessian``)?"""
+    while type(func) is types.FunctionType and hasattr(func, "_jaxfunc_wraps"):
+        func, transform = func._jaxfunc_wraps  # type: ignore[attr-defined]
+        if getattr(transform, "randomness", None) == "error":
+            return True
+    return False
+
+
 def random_error(func: Any) -> None:
-    """``vmap(randomness='error')``: torch's error for a function that draws from numpy's or
-    Python's global RNG (the one hidden RNG state a jnp function can reach; its numbers
-    would be the same for every element of the batch)."""
+    """``randomness='error'`` (vmap, jacfwd): torch's error for a function that draws from
+    numpy's or Python's global RNG (the one hidden RNG state a jnp function can reach; its
+    numbers would be the same for every element of the batch)."""
     if _verdict(func).random is not None:
         raise RuntimeError(
             "vmap: called random operation while in randomness error mode. Please either use "

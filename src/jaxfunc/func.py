@@ -16,7 +16,7 @@ from typing import Any, Literal, overload
 import jax
 import jax.numpy as jnp
 
-from . import _checks, _compat, _core, _grad_mode, _jit, _strict, _tree
+from . import _checks, _compat, _core, _grad_mode, _jit, _strict, _tree, _warnings
 from ._core import VjpFn as VjpFn
 from ._modules import functional_call as functional_call
 from ._modules import named_buffers as named_buffers
@@ -569,7 +569,9 @@ def jacfwd(
     """Jacobian by forward mode (vmapped ``jvp`` over one-hot tangents).
 
     Same result structure as :func:`jacrev`. ``has_aux`` may be given positionally, as in
-    torch. ``randomness`` is validated as torch does; jnp code has no hidden RNG state.
+    torch. ``randomness`` is validated as torch does; jnp code has no hidden RNG state, and
+    with ``randomness="error"`` a function that draws from numpy's or Python's global RNG
+    gets torch's error, as :func:`vmap` gives it.
 
     >>> import jax.numpy as jnp, jaxfunc
     >>> jaxfunc.func.jacfwd(lambda x: x ** 2)(jnp.arange(2.0))
@@ -591,6 +593,8 @@ def jacfwd(
                     f"{_JVP}: Expected primals to only contain Tensors, got {type(leaf)}"
                 )
             _check_jvp_pair(leaf, leaf)
+        if randomness == "error":  # (torch's jacfwd vmaps its jvp with this randomness)
+            _warnings.random_error(func)
         arrays, desc = _core.split_arrays(args)
         program = _Jacfwd.of(desc=desc, argnums=argnums_, has_aux=has_aux)
         return _core.call(func, program, arrays)
