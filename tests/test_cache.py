@@ -1048,6 +1048,31 @@ def test_transforms_of_transforms_made_at_each_call_are_cached():
     assert _cache.stats().get("trace", 0) == traces
 
 
+def test_a_kept_transform_of_a_transform_hits_and_retraces_at_a_new_shape():
+    """A ``vmap(grad(f))`` kept and called again is a hit without a trip through the locked
+    path; at a new shape its jit traces once more, where the trace is watched, and the
+    values are right before and after."""
+
+    def f(x):
+        return jnp.sum(jnp.cos(x) ** 3)
+
+    g = jaxfunc.func.vmap(jaxfunc.func.grad(f))
+    xs, wide = jnp.stack([X, 2 * X]), jnp.stack([X, X, 3 * X])
+    for _ in range(2):
+        g(xs)
+    traces, hits = _cache.stats().get("trace", 0), jaxfunc.cache_info(f)["hits"]
+    calls = []
+    lookup = _cache._lookup
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_cache, "_lookup", lambda func: calls.append(func) or lookup(func))
+        for k in range(3):
+            np.testing.assert_allclose(g(xs + k), jax.vmap(jax.grad(f))(xs + k))
+        assert calls == [] and jaxfunc.cache_info(f)["hits"] == hits + 3
+        for k in range(2):
+            np.testing.assert_allclose(g(wide + k), jax.vmap(jax.grad(f))(wide + k))
+    assert _cache.stats().get("trace", 0) == traces + 1
+
+
 def test_vectorizing_transforms_compile_from_the_first_call():
     def f(x):
         return jnp.sum(jnp.tanh(x) ** 2)

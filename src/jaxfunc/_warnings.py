@@ -91,6 +91,9 @@ def _key_of(func: Any) -> Any:
 
 
 def _verdict(func: Any) -> _Verdict:
+    found = _verdicts.get(func)
+    if found is not None:
+        return found
     key = _key_of(func)
     verdict = _verdicts.get(key)
     if verdict is None:

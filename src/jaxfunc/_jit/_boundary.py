@@ -22,13 +22,17 @@ import jax.numpy as jnp
 
 
 class OrderedNode(dict):
-    """A dict that keeps insertion order when flattened; lives only inside compiled calls."""
+    """A dict that keeps insertion order when flattened, made by :func:`freeze_order` inside
+    compiled calls. Its structure unflattens to a plain dict, in that order: ``decode``
+    gives the user's dicts back in one pass."""
+
+
+def _as_dict(keys: tuple[Any, ...], values: Any) -> Any:
+    return dict(zip(keys, values))
 
 
 jax.tree_util.register_pytree_node(
-    OrderedNode,
-    lambda d: (list(d.values()), tuple(d.keys())),
-    lambda keys, values: OrderedNode(zip(keys, values)),
+    OrderedNode, lambda d: (list(d.values()), tuple(d.keys())), _as_dict
 )
 
 
@@ -49,13 +53,6 @@ def freeze_order(tree: Any) -> Any:
     if type(tree) is dict:
         return OrderedNode((k, freeze_order(v)) for k, v in tree.items())
     return _rebuild(tree, freeze_order)
-
-
-def thaw_order(tree: Any) -> Any:
-    """Undo :func:`freeze_order`."""
-    if type(tree) is OrderedNode:
-        return {k: thaw_order(v) for k, v in tree.items()}
-    return _rebuild(tree, thaw_order)
 
 
 def _rebuild(tree: Any, child: Any) -> Any:
@@ -118,12 +115,11 @@ def encode(out: Any, arrays: Any, structures: Structures) -> Any:
     (a one-key dict, which jit rebuilds without calling back into Python), its dicts frozen
     in order, the leaves that are the call's own arguments left out. ``structures`` keeps
     ``(treedef, slots)``: ``slots`` gives, per leaf, the index of the argument leaf it is
-    (-1: a leaf that crosses), or is None when no leaf is an argument. ``code`` is twice
-    the structure's number, plus one if dicts were frozen."""
+    (-1: a leaf that crosses), or is None when no leaf is an argument. ``code`` is the
+    structure's number."""
     if _plain(out, arrays):
         return out
-    ordered = _contains_dict(out)
-    if ordered:
+    if _contains_dict(out):
         out = freeze_order(out)
     leaves, treedef = jax.tree_util.tree_flatten(out)
     index = {id(a): i for i, a in enumerate(jax.tree_util.tree_leaves(arrays))}
@@ -132,19 +128,18 @@ def encode(out: Any, arrays: Any, structures: Structures) -> Any:
         slots = None
     else:
         leaves = [leaf for leaf, i in zip(leaves, slots) if i < 0]  # type: ignore[arg-type]
-    return {2 * structures.add((treedef, slots)) + ordered: leaves}
+    return {structures.add((treedef, slots)): leaves}
 
 
 def decode(result: Any, arrays: Any, structures: Structures) -> Any:
-    """On the compiled program's result: its structure back, the argument leaves back from
-    ``arrays``, dicts thawed."""
+    """On the compiled program's result: its structure back (dicts in their order), the
+    argument leaves back from ``arrays``."""
     if type(result) is not dict:
         return result  # (a plain result: no dict in it)
     ((code, leaves),) = result.items()
-    treedef, slots = structures[code >> 1]
+    treedef, slots = structures[code]
     if slots is not None:
         args = jax.tree_util.tree_leaves(arrays)
         crossed = iter(leaves)
         leaves = [next(crossed) if i < 0 else _as_jax(args[i]) for i in slots]
-    out = treedef.unflatten(leaves)
-    return thaw_order(out) if code & 1 else out
+    return treedef.unflatten(leaves)

@@ -408,12 +408,19 @@ def register_wrapper(wrapper: Any, func: Any, transform: Transform) -> None:
 
 
 def _unwrap(func: Any) -> tuple[Any, tuple[Transform, ...]]:
-    """``(innermost user function, the transforms around it, outermost first)``."""
-    transforms = []
-    while type(func) is types.FunctionType and func.__code__ in _wrapper_codes:
-        func, transform = func._jaxfunc_wraps  # type: ignore[attr-defined]
-        transforms.append(transform)
-    return func, tuple(transforms)
+    """``(innermost user function, the transforms around it, outermost first)``; for a
+    wrapper, the same tuple at each call (kept on it: ``_Rewrapped.of`` then knows a
+    repeated call by identity)."""
+    if type(func) is not types.FunctionType or func.__code__ not in _wrapper_codes:
+        return func, ()
+    found = func.__dict__.get("_jaxfunc_unwrapped")
+    if found is None:
+        wrapper, transforms = func, []
+        while type(func) is types.FunctionType and func.__code__ in _wrapper_codes:
+            func, transform = func._jaxfunc_wraps  # type: ignore[attr-defined]
+            transforms.append(transform)
+        found = wrapper._jaxfunc_unwrapped = (func, tuple(transforms))  # type: ignore[attr-defined]
+    return found
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -446,7 +453,8 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         # the callable seen before, its newest entry holds, and that entry ran this very
         # program (interned by ``Program.of``) last time, so its jit has traced. Should
         # the jit trace anyway (new shapes), the trace stops at once (``_NotHere``) and the
-        # call is made again below, where a trace can be watched.
+        # call is made again below, where a trace can be watched. A transform of a
+        # transform made afresh at each call is unwrapped first, as ``_call`` did for it.
         if (
             _enabled
             and not _pending
@@ -454,6 +462,15 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
             and type(_compat.TRACE.value) is _compat.EVAL_TRACE
         ):
             item = _slot_items.get(id(func))
+            if (
+                item is None
+                and type(func) is types.FunctionType
+                and (unwrapped := func.__dict__.get("_jaxfunc_unwrapped")) is not None
+            ):
+                on_call(func)
+                func = unwrapped[0]
+                program = _Rewrapped.of(program=program, transforms=unwrapped[1])
+                item = _slot_items.get(id(func))
             if item is not None and item[0]() is func:
                 slot = item[1]
                 entries = slot.entries
