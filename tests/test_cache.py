@@ -763,6 +763,60 @@ def test_state_mutated_by_the_function_itself_is_never_cached_stale():
         np.testing.assert_allclose(_grad(f), k * np.ones(3))
 
 
+COUNT = 0
+
+
+def test_a_function_assigning_outside_its_call_runs_at_every_call_and_says_why():
+    """``global COUNT; COUNT += 1`` (or ``nonlocal``) inside a transformed function runs at
+    every call in torch. A compiled program would run it once, when traced (on the trace's
+    copy of the state: before, the count stayed 0); such a function runs eagerly, with one
+    warning naming the variable. An assignment to a variable of its own call compiles."""
+    global COUNT
+    COUNT = 0
+
+    def counted(x):
+        global COUNT
+        COUNT += 1
+        return jnp.sum(x**2)
+
+    def make():
+        n = 0
+
+        def step(x):
+            def bump():
+                nonlocal n  # (through ``step``: a variable outside its call)
+                n += 1
+
+            bump()
+            return jnp.sum(x**2)
+
+        return step, lambda: n
+
+    def local(x):
+        acc = 0
+
+        def bump():
+            nonlocal acc  # (``local``'s own variable)
+            acc += 1
+
+        bump()
+        return jnp.sum(x) * acc
+
+    stepped, count = make()
+    for f, counter, name in (
+        (counted, lambda: COUNT, "global COUNT"),
+        (stepped, count, "nonlocal n"),
+    ):
+        with pytest.warns(jaxfunc.EagerFallbackWarning, match=name):
+            for _ in range(4):
+                np.testing.assert_allclose(jaxfunc.func.grad(f)(X), 2 * X)
+        assert counter() == 4
+        assert jaxfunc.cache_info(f)["eager"] == 4
+    for _ in range(3):
+        np.testing.assert_allclose(jaxfunc.func.grad(local)(X), np.ones(3))
+    assert jaxfunc.cache_info(local)["compiles"] == 1
+
+
 def test_every_call_runs_the_same_compiled_program():
     """The first call compiles too, so calls 1 and 3 give the same values even where XLA's
     fusion differs from op-by-op execution (sqrt(x * x) at 1e200: op by op x * x overflows

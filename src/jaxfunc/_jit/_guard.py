@@ -61,6 +61,7 @@ import array
 import builtins
 import collections
 import contextlib
+import dis
 import enum
 import functools
 import importlib.util
@@ -888,6 +889,13 @@ class _Builder:
             self.functions.append((v, replaces))
         names = _names_of(code)
         self.all_names.update(names)
+        rebinds = _rebinds_of(code)
+        if rebinds:
+            raise Uncacheable(
+                f"{getattr(fn, '__qualname__', '?')} assigns to a variable outside its call "
+                f"(`{'`, `'.join(rebinds)}`), which a compiled program would do once, when "
+                "it is traced"
+            )
 
         def anchor(kind: str, key: Any) -> Path | None:
             return None if index is None or not hoisting else ((kind, index, key), ())
@@ -1015,6 +1023,41 @@ def _names_of(code: types.CodeType) -> tuple[str, ...]:
         names = tuple(sorted(found))
         _code_names[code] = names
     return names
+
+
+_REBINDS = {
+    "STORE_GLOBAL": "global",
+    "DELETE_GLOBAL": "global",
+    "STORE_DEREF": "nonlocal",
+    "DELETE_DEREF": "nonlocal",
+}
+_code_rebinds: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _rebinds_of(code: types.CodeType) -> tuple[str, ...]:
+    """The variables outside its call that ``code`` (or a function nested in it) assigns
+    or deletes, as ``global X`` / ``nonlocal X``. A compiled program runs them once, at
+    trace time, on the trace's copy of the function's state, never at a call."""
+    found = _code_rebinds.get(code)
+    if found is None:
+        out: set[str] = set()
+        todo = [(code, frozenset(code.co_freevars))]
+        while todo:
+            c, outer = todo.pop()
+            # a nested function's free variable is outside the call if it is one of
+            # ``code``'s own free variables, passed down (not a variable of a function
+            # nested in ``code``, nor a local that shadows one)
+            outer = outer & frozenset(c.co_freevars)
+            for ins in dis.get_instructions(c):
+                kind = _REBINDS.get(ins.opname)
+                if kind == "global" or (kind == "nonlocal" and ins.argval in outer):
+                    out.add(f"{kind} {ins.argval}")
+            todo.extend((k, outer) for k in c.co_consts if isinstance(k, types.CodeType))
+        found = tuple(sorted(out))
+        _code_rebinds[code] = found
+    return found
 
 
 # -- plans -------------------------------------------------------------------------------------
