@@ -1127,6 +1127,51 @@ def test_a_kept_transform_of_a_transform_hits_and_retraces_at_a_new_shape():
     assert _cache.stats().get("trace", 0) == traces + 1
 
 
+def test_wrappers_of_wrappers_and_users_functools_wraps_are_told_apart():
+    """``functools.wraps`` copies a function's ``__dict__``: a transform of ``grad(f)`` and a
+    user's own ``@functools.wraps(grad(f))`` function must not be taken for ``grad(f)``
+    itself (whatever the cache keeps on ``grad(f)`` for its calls)."""
+
+    def f(x):
+        return jnp.sum(jnp.sin(x) ** 3)
+
+    F = jaxfunc.func
+    xs = jnp.stack([X, 2 * X])
+    g = F.grad(f)
+    F.vmap(g)(xs)
+    h = F.jacfwd(g)
+    for _ in range(3):
+        np.testing.assert_allclose(F.vmap(h)(xs), jax.vmap(jax.jacfwd(jax.grad(f)))(xs))
+
+    @functools.wraps(g)
+    def twice(x):
+        return 2 * g(x)
+
+    for _ in range(3):
+        np.testing.assert_allclose(F.vmap(twice)(xs), 2 * jax.vmap(jax.grad(f))(xs))
+
+
+def test_an_error_at_a_retrace_does_not_carry_the_cache_s_own_signal():
+    """A call that starts as a hit and then traces (a new shape) is made again where the
+    trace is watched; the user's error from that trace must not show the cache's internal
+    exception as its context."""
+
+    def bad(x):
+        if x.shape[0] == 9:
+            raise ValueError("nine")
+        return jnp.sum(x**2)
+
+    for _ in range(3):
+        jaxfunc.func.grad(bad)(X)
+    with pytest.raises(ValueError, match="nine") as info:
+        jaxfunc.func.grad(bad)(jnp.ones(9))
+    chain, error = [], info.value
+    while error is not None:
+        chain.append(type(error).__name__)
+        error = error.__context__ or error.__cause__
+    assert "_NotHere" not in chain, chain
+
+
 def test_vectorizing_transforms_compile_from_the_first_call():
     def f(x):
         return jnp.sum(jnp.tanh(x) ** 2)

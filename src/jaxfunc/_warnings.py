@@ -83,8 +83,7 @@ _verdicts = _jit.WeakIdTable()  # callable -> _Verdict, held weakly
 def _key_of(func: Any) -> Any:
     """What a verdict is held for: a bound method's function (a new method object is made
     at every attribute access), jaxfunc's own wrappers' innermost user function."""
-    while type(func) is types.FunctionType and hasattr(func, "_jaxfunc_wraps"):
-        func = func._jaxfunc_wraps[0]  # type: ignore[attr-defined]
+    func = _jit.unwrap(func)[0]
     if type(func) is types.MethodType:
         return func.__func__
     return func
@@ -165,11 +164,7 @@ def check_call(func: Any) -> None:
 def _inside_random_error_mode(func: Any) -> bool:
     """Is ``func`` a jaxfunc wrapper (of wrappers) with ``randomness="error"`` among them
     (``vmap``, ``jacfwd``, ``hessian``)?"""
-    while type(func) is types.FunctionType and hasattr(func, "_jaxfunc_wraps"):
-        func, transform = func._jaxfunc_wraps  # type: ignore[attr-defined]
-        if getattr(transform, "randomness", None) == "error":
-            return True
-    return False
+    return any(getattr(t, "randomness", None) == "error" for t in _jit.unwrap(func)[1])
 
 
 def random_error(func: Any) -> None:

@@ -302,7 +302,7 @@ def clear_cache(func: Any = None) -> None:
     """Forget compiled programs: all of them, or those of one callable (for a jaxfunc
     transform such as ``grad(f)``, those of ``f``)."""
     if func is not None:
-        func = _unwrap(func)[0]
+        func = unwrap(func)[0]
     with _lock:
         if func is None:
             _slots.clear()
@@ -333,7 +333,7 @@ def cache_info(func: Any = None) -> dict[str, Any]:
             "eager": _stats["eager"],
             "functions": len(_slots) + sum(len(m) for m in _method_slots.values()),
         }
-    func = _unwrap(func)[0]
+    func = unwrap(func)[0]
     slot = _existing_slot(func)
     counts = slot.counts if slot is not None else collections.Counter()
     return {
@@ -398,29 +398,25 @@ def _slot_of(func: Any) -> _Slot | None:
 
 # -- jaxfunc's own wrappers (grad(f), jacrev(f), vmap(f), ...) -------------------------------
 
-_wrapper_codes: set[types.CodeType] = set()
+#: The code objects of jaxfunc's own wrappers, by id (held: they are its functions' constants).
+_wrapper_codes: dict[int, types.CodeType] = {}
 
 
 def register_wrapper(wrapper: Any, func: Any, transform: Transform) -> None:
-    """Note that ``wrapper`` is ``transform.wrap(func)`` (see :func:`_unwrap`)."""
-    wrapper._jaxfunc_wraps = (func, transform)
-    _wrapper_codes.add(wrapper.__code__)
+    """Note that ``wrapper`` is ``transform.wrap(func)`` (see :func:`unwrap`). What it keeps
+    replaces anything ``functools.wraps`` copied into it from ``func``'s ``__dict__``."""
+    _wrapper_codes[id(wrapper.__code__)] = wrapper.__code__
+    base, transforms = unwrap(func)
+    wrapper._jaxfunc_unwrapped = (base, (transform, *transforms))
 
 
-def _unwrap(func: Any) -> tuple[Any, tuple[Transform, ...]]:
-    """``(innermost user function, the transforms around it, outermost first)``; for a
-    wrapper, the same tuple at each call (kept on it: ``_Rewrapped.of`` then knows a
-    repeated call by identity)."""
-    if type(func) is not types.FunctionType or func.__code__ not in _wrapper_codes:
-        return func, ()
-    found = func.__dict__.get("_jaxfunc_unwrapped")
-    if found is None:
-        wrapper, transforms = func, []
-        while type(func) is types.FunctionType and func.__code__ in _wrapper_codes:
-            func, transform = func._jaxfunc_wraps  # type: ignore[attr-defined]
-            transforms.append(transform)
-        found = wrapper._jaxfunc_unwrapped = (func, tuple(transforms))  # type: ignore[attr-defined]
-    return found
+def unwrap(func: Any) -> tuple[Any, tuple[Transform, ...]]:
+    """``(innermost user function, the transforms around it, outermost first)``: for one of
+    jaxfunc's wrappers (known by its code: a user's ``functools.wraps`` of one is not), the
+    same tuple at each call, so ``_Rewrapped.of`` knows a repeated call by identity."""
+    if type(func) is types.FunctionType and id(func.__code__) in _wrapper_codes:
+        return func.__dict__["_jaxfunc_unwrapped"]
+    return func, ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -465,11 +461,11 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
             if (
                 item is None
                 and type(func) is types.FunctionType
-                and (unwrapped := func.__dict__.get("_jaxfunc_unwrapped")) is not None
+                and id(func.__code__) in _wrapper_codes
             ):
                 on_call(func)
-                func = unwrapped[0]
-                program = _Rewrapped.of(program=program, transforms=unwrapped[1])
+                func, transforms = func.__dict__["_jaxfunc_unwrapped"]
+                program = _Rewrapped.of(program=program, transforms=transforms)
                 item = _slot_items.get(id(func))
             if item is not None and item[0]() is func:
                 slot = item[1]
@@ -483,7 +479,9 @@ def call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
                             slot.calls += 1
                             try:
                                 out = last[1][0](hoisted, arrays)
-                            except _NotHere:
+                            except _NotHere:  # (made again after the handler: its
+                                out = _NotHere  # errors must not carry this one)
+                            if out is _NotHere:
                                 slot.calls -= 1
                                 return _call(func, program, arrays)
                             _hits += 1  # (plain ints: a Counter's item costs more, each hit)
@@ -512,8 +510,8 @@ def _call(func: Callable[..., Any], program: Program, arrays: Any) -> Any:
         return program(func, arrays)
     t = type(func)
     if t is types.FunctionType:
-        if func.__code__ in _wrapper_codes:  # a transform of a transform, made at each call
-            base, transforms = _unwrap(func)
+        if id(func.__code__) in _wrapper_codes:  # a transform of a transform, made per call
+            base, transforms = unwrap(func)
             return _call(base, _Rewrapped.of(program=program, transforms=transforms), arrays)
     elif t in PYTREE_CALLABLES and (jits := func.jaxfunc_jits()) is not None:  # type: ignore[attr-defined]
         try:
