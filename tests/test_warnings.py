@@ -189,6 +189,47 @@ def test_vmap_randomness_error_raises_torchs_error():
         vmap(grad(_calls_random_helper))(jnp.ones((2, 3)))
 
 
+class _Model:
+    """A ported module: numpy's RNG only where it is made and re-initialized."""
+
+    def __init__(self, n):
+        self.w = jnp.asarray(np.random.standard_normal(n))
+
+    def reset_parameters(self):
+        self.w = jnp.asarray(np.random.standard_normal(self.w.shape))
+
+    def forward(self, x):
+        return jnp.tanh(self.w * x)
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
+class _NoisyModel(_Model):
+    def forward(self, x):
+        return jnp.tanh(self.w * x) + self._noise(x.shape)
+
+    def _noise(self, shape):
+        return np.random.standard_normal(shape)  # (reached through self.forward)
+
+
+def test_randomness_is_looked_for_in_the_methods_a_call_can_run():
+    """A model that draws from numpy's RNG when it is made (``__init__``) or re-initialized
+    (``reset_parameters``, never called here) neither warns nor trips
+    ``randomness='error'``; a method the call reaches by name (``self._noise``) does."""
+    F = jaxfunc.func
+    m, noisy = _Model(3), _NoisyModel(3)
+    for f in (m.forward, m, lambda x: m.forward(x), lambda x: m(x)):
+        assert _record(lambda f=f: F.vmap(f)(jnp.ones((2, 3)))) == []
+        assert _record(lambda f=f: F.jacfwd(f)(jnp.ones(3))) == []
+        assert _record(lambda f=f: F.hessian(lambda x: f(x).sum())(jnp.ones(3))) == []
+    for f in (noisy.forward, noisy, lambda x: noisy.forward(x), lambda x: noisy(x)):
+        with pytest.raises(RuntimeError, match="randomness error mode"):
+            F.vmap(f)(jnp.ones((2, 3)))
+        with pytest.warns(jaxfunc.BakedRandomnessWarning):
+            F.jacrev(f)(jnp.ones(3))
+
+
 def test_jacfwd_randomness_error_raises_torchs_error_after_its_input_checks():
     """torch's jacfwd vmaps its jvp with ``randomness``: a random draw in ``f`` raises
     vmap's error, after jacfwd's own checks of the inputs (a complex input is that error)."""

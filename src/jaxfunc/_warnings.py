@@ -95,8 +95,8 @@ def _verdict(func: Any) -> _Verdict:
         return found
     key = _key_of(func)
     verdict = _verdicts.get(key)
-    if verdict is None:
-        verdict = _Verdict(*_Reader().read(key))
+    if verdict is None:  # (a bound method is read with its instance: ``self.helper``)
+        verdict = _Verdict(*_Reader().read(_jit.unwrap(func)[0]))
         _hold(key, verdict)
     if func is not key and type(func) is not types.MethodType:
         _hold(func, verdict)  # a jaxfunc wrapper: found directly next time
@@ -304,6 +304,7 @@ class _Reader:
         self.grad_mode: str | None = None
         self.random: str | None = None
         self.seen: set[int] = set()
+        self.methods_read: dict[int, set[str]] = {}  # per class, by id
         self.functions = 0
 
     def read(self, func: Any) -> tuple[str | None, str | None]:
@@ -311,13 +312,16 @@ class _Reader:
             self.callable(func)
         return self.grad_mode, self.random
 
-    def callable(self, obj: Any) -> None:
+    def callable(self, obj: Any, names: Any = frozenset()) -> None:
+        """``names``: the attributes the code reads on ``obj`` (an instance of a user class:
+        its methods read are those and what they name)."""
         if id(obj) in self.seen or self.functions > _MAX_FUNCTIONS:
             return
         self.seen.add(id(obj))
         if isinstance(obj, types.MethodType):
-            self.value(obj.__self__, ())
-            self.callable(obj.__func__)
+            fn = obj.__func__
+            self.value(obj.__self__, frozenset({getattr(fn, "__name__", "")}))
+            self.callable(fn)
         elif isinstance(obj, types.FunctionType):
             self.function(obj)
         elif hasattr(obj, "func") and hasattr(obj, "args") and hasattr(obj, "keywords"):
@@ -325,7 +329,7 @@ class _Reader:
             for a in (*obj.args, *obj.keywords.values()):
                 self.value(a, ())
         elif not isinstance(obj, type) and _is_user(type(obj)):
-            self.user_class(type(obj))
+            self.instance_class(type(obj), names)
 
     def function(self, fn: types.FunctionType) -> None:
         if not _is_user(fn):
@@ -395,19 +399,36 @@ class _Reader:
             for item in obj.values():
                 self.value(item, names)
         elif _is_user(type(obj)) or (hasattr(obj, "func") and hasattr(obj, "keywords")):
-            self.callable(obj)
+            self.callable(obj, names)
 
     def user_class(self, cls: type) -> None:
-        if id(cls) in self.seen:
-            return
-        self.seen.add(id(cls))
-        for c in cls.__mro__:
-            if not _is_user(c):
+        """A class the code names (it may construct one): all its methods."""
+        methods = _methods(cls)
+        self.read_methods(cls, methods, list(methods))
+
+    def instance_class(self, cls: type, names: Any) -> None:
+        """The class of an instance the code reaches: the methods it names, the special
+        methods that run without being named (``__call__``, operators) but not those that
+        make an instance (it exists already), and what those name in turn (``self.helper``):
+        a ``reset_parameters`` that draws from numpy's RNG is not a draw of ``forward``."""
+        methods = _methods(cls)
+        first = [
+            k
+            for k in methods
+            if k in names or (k.startswith("__") and k.endswith("__") and k not in _MAKING)
+        ]
+        self.read_methods(cls, methods, first)
+
+    def read_methods(self, cls: type, methods: dict[str, Any], todo: list[str]) -> None:
+        done = self.methods_read.setdefault(id(cls), set())
+        while todo:
+            name = todo.pop()
+            if name in done:
                 continue
-            for entry in vars(c).values():
-                fn = entry.__func__ if isinstance(entry, (staticmethod, classmethod)) else entry
-                if isinstance(fn, types.FunctionType):
-                    self.callable(fn)
+            done.add(name)
+            fn = methods[name]
+            self.callable(fn)
+            todo.extend(n for n in _code_names_all(fn.__code__) if n in methods)
 
     def torch_thing(self, obj: Any, names: Any) -> None:
         if isinstance(obj, types.MethodType):  # e.g. the factory torch's decorator holds
@@ -425,6 +446,34 @@ class _Reader:
 
 _LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_FAST"})
 _ATTRS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+
+
+#: Special methods that make an instance: never run on one the code already holds.
+_MAKING = frozenset({"__init__", "__new__", "__post_init__", "__init_subclass__", "__set_name__"})
+
+
+def _methods(cls: type) -> dict[str, Any]:
+    """The functions a user class (and its user bases) defines, by name, as ``cls.name``
+    finds them (staticmethods, classmethods and properties' getters included)."""
+    out: dict[str, Any] = {}
+    for c in reversed(cls.__mro__):
+        if not _is_user(c):
+            continue
+        for name, entry in vars(c).items():
+            if isinstance(entry, (staticmethod, classmethod)):
+                entry = entry.__func__
+            elif isinstance(entry, property):
+                entry = entry.fget
+            if isinstance(entry, types.FunctionType):
+                out[name] = entry
+            else:
+                out.pop(name, None)
+    return out
+
+
+def _code_names_all(code: types.CodeType) -> set[str]:
+    """Every name in ``co_names`` of ``code`` and the code nested in it."""
+    return {n for c in _walk_code(code) for n in c.co_names}
 
 
 @functools.lru_cache(maxsize=1024)  # (a closure made at each call is read again each time)
