@@ -187,6 +187,11 @@ def test_vmap_randomness_error_raises_torchs_error():
     assert out.shape == (2,)
     with pytest.raises(RuntimeError, match="randomness error mode"):  # through another transform
         vmap(grad(_calls_random_helper))(jnp.ones((2, 3)))
+    # vmap's own checks come first, as in torch, where the error is raised by the draw
+    with pytest.raises(ValueError, match=r"^vmap\(.*Got in_dim=5 for some input"):
+        vmap(noisy, in_dims=5)(jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match="can't multiply sequence by non-int of type 'float'"):
+        vmap(noisy, chunk_size=1.0)(jnp.ones((2, 3)))
 
 
 class _Model:

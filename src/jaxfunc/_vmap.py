@@ -47,11 +47,11 @@ def vmap(
         ),
     )
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if randomness == "error":
-            _warnings.random_error(func)
         flat_dims, batch_size = _check_inputs(func, in_dims, out_dims, args)
         if chunk_size is not None:
             _checks.check_chunk_size_type(chunk_size)
+        if randomness == "error":  # (torch raises it when a draw runs: after its checks)
+            _warnings.random_error(func)
         arrays, desc = _core.split_arrays((args, kwargs))
         program = _Vmap.of(
             desc=desc,
