@@ -83,20 +83,22 @@ _verdicts = _jit.WeakIdTable()  # callable -> _Verdict, held weakly
 def _key_of(func: Any) -> Any:
     """What a verdict is held for: a bound method's function (a new method object is made
     at every attribute access), jaxfunc's own wrappers' innermost user function."""
-    func = _jit.unwrap(func)[0]
-    if type(func) is types.MethodType:
-        return func.__func__
-    return func
+    return _held_as(_jit.unwrap(func)[0])
+
+
+def _held_as(base: Any) -> Any:
+    return base.__func__ if type(base) is types.MethodType else base
 
 
 def _verdict(func: Any) -> _Verdict:
     found = _verdicts.get(func)
     if found is not None:
         return found
-    key = _key_of(func)
+    base = _jit.unwrap(func)[0]
+    key = _held_as(base)
     verdict = _verdicts.get(key)
     if verdict is None:  # (a bound method is read with its instance: ``self.helper``)
-        verdict = _Verdict(*_Reader().read(_jit.unwrap(func)[0]))
+        verdict = _Verdict(*_Reader().read(base))
         _hold(key, verdict)
     if func is not key and type(func) is not types.MethodType:
         _hold(func, verdict)  # a jaxfunc wrapper: found directly next time
@@ -428,7 +430,7 @@ class _Reader:
             done.add(name)
             fn = methods[name]
             self.callable(fn)
-            todo.extend(n for n in _code_names_all(fn.__code__) if n in methods)
+            todo.extend(n for n in _jit.code_names(fn.__code__) if n in methods)
 
     def torch_thing(self, obj: Any, names: Any) -> None:
         if isinstance(obj, types.MethodType):  # e.g. the factory torch's decorator holds
@@ -469,11 +471,6 @@ def _methods(cls: type) -> dict[str, Any]:
             else:
                 out.pop(name, None)
     return out
-
-
-def _code_names_all(code: types.CodeType) -> set[str]:
-    """Every name in ``co_names`` of ``code`` and the code nested in it."""
-    return {n for c in _walk_code(code) for n in c.co_names}
 
 
 @functools.lru_cache(maxsize=1024)  # (a closure made at each call is read again each time)

@@ -24,6 +24,7 @@ from ._cache import set_hooks as set_hooks
 from ._cache import stats as stats
 from ._cache import tracing as tracing
 from ._cache import unwrap as unwrap
+from ._guard import code_names as code_names
 from ._keys import UNKEYABLE as UNKEYABLE
 from ._keys import Program as Program
 from ._keys import Static as Static

@@ -887,7 +887,7 @@ class _Builder:
         if rebindable:
             index = len(self.functions)
             self.functions.append((v, replaces))
-        names = _names_of(code)
+        names = code_names(code)
         self.all_names.update(names)
         rebinds = _rebinds_of(code)
         if rebinds:
@@ -1010,7 +1010,7 @@ _code_names: weakref.WeakKeyDictionary[types.CodeType, tuple[str, ...]] = (
 )
 
 
-def _names_of(code: types.CodeType) -> tuple[str, ...]:
+def code_names(code: types.CodeType) -> tuple[str, ...]:
     """Every global and attribute name ``code`` (or a function nested in it) names."""
     names = _code_names.get(code)
     if names is None:
